@@ -1,0 +1,27 @@
+"""embspace dashboard, the entry point: the page list, the shared sidebar, then the chosen page.
+
+Run with `streamlit run app.py`. The sidebar (model, embedding, k, token filters, corpus) is
+drawn here, once per run, for every page; pages read it with `dashboard.sidebar.current()`.
+"""
+
+import streamlit as st
+
+from dashboard import sidebar, urlstate
+
+st.set_page_config(page_title="embspace", page_icon="🔤", layout="wide")
+
+# url_path = the file's stem: Streamlit's legacy pages/ mode (a fresh server's first run) agrees.
+PAGES = [
+    st.Page("pages/about.py", title="Start", icon="🏠", url_path="about", default=True),
+    st.Page("pages/neurons.py", title="FFN neurons", icon="🧠", url_path="neurons"),
+    st.Page("pages/vo.py", title="Heads: W_VO", icon="✍️", url_path="vo"),
+    st.Page("pages/qk.py", title="Heads: W_QK", icon="🔎", url_path="qk"),
+    st.Page("pages/overview.py", title="Copying scores", icon="🗺️", url_path="overview"),
+]
+page = st.navigation(PAGES)
+
+urlstate.begin_run()
+if sidebar.draw() is not None:  # None: the model could not be opened, and the sidebar said why
+    page.run()
+urlstate.publish()
+sidebar.release()

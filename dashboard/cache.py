@@ -1,0 +1,158 @@
+"""The dashboard's cached calls into embspace: models shared by all sessions, results per view.
+
+Models live in `st.cache_resource`, keyed on (source, revision, embedding, budget). Results live
+in `st.cache_data`, keyed on plain values only: the model key, the filter key (a JSON string of
+the filter settings, corpus included through its token-id digest), layer, head or neuron, k.
+The objects that do the work (model, filters) travel in parameters whose names start with "_",
+which Streamlit leaves out of the key. Long work shows a progress bar created inside the cached
+function, so a cache hit replays it as already finished and removed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from embspace.corpus import corpus_token_ids, count_corpus_tokens, infer_format, iter_corpus_texts
+from embspace.model import EmbeddingSpaceModel, open_model
+from embspace.projections import copying_score, copying_scores, embedding_gram, head_top_pairs, neuron_top_tokens
+from embspace.scatter import scatter_frame, tsne_coordinates
+
+if TYPE_CHECKING:
+    from dashboard.sidebar import Controls
+
+ModelKey = tuple[str, str | None, str]  # (source, revision, embedding): identifies the weights read
+RESULT_ENTRIES = 512  # results are small (k rows); bounded anyway for a long-running server
+PROGRESS_STEPS = 50  # at most this many progress-bar updates per job (each is replayed on a hit)
+
+
+def _progress_bar(text: str) -> tuple[st.delta_generator.DeltaGenerator, Callable[[float, str], None]]:
+    """A progress bar and its throttled `update(fraction, text)`; updates from other threads are dropped
+    (the hub downloads in a thread pool, and only the script thread may touch elements)."""
+    bar = st.progress(0.0, text=text)
+    script_thread = threading.get_ident()
+    shown = [-1]
+
+    def update(fraction: float, message: str) -> None:
+        step = int(min(max(fraction, 0.0), 1.0) * PROGRESS_STEPS)
+        if threading.get_ident() == script_thread and step != shown[0]:
+            shown[0] = step
+            bar.progress(step / PROGRESS_STEPS, text=message)
+
+    return bar, update
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def load_model(source: str, revision: str | None, embedding: str, weight_budget_bytes: int) -> EmbeddingSpaceModel:
+    """The opened model, shared read-only by every session (it holds no per-session state)."""
+    bar, update = _progress_bar(f"Opening {source} …")
+    try:
+        return open_model(
+            source,
+            revision=revision,
+            embedding=embedding,
+            weight_budget_bytes=weight_budget_bytes,
+            progress=lambda message, fraction: update(fraction, message),
+        )
+    finally:
+        bar.empty()
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _embedding_gram(model_key: ModelKey, _model: EmbeddingSpaceModel) -> torch.Tensor:
+    """E Eᵀ [d_model, d_model], float64: shared by every head's copying score."""
+    return embedding_gram(_model)
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
+def corpus_ids(
+    model_key: ModelKey, digest: str, field: str | None, top_n: int | None, _model: EmbeddingSpaceModel, _data: bytes, _name: str
+) -> frozenset[int]:
+    """Token ids of an uploaded corpus (keyed on the sha256 `digest` of its bytes), with progress."""
+    texts = list(iter_corpus_texts(_data, fmt=infer_format(_name), field=field))
+    bar, update = _progress_bar(f"Tokenising {_name} …")
+    try:
+        counts = count_corpus_tokens(
+            _model.tokenizer,
+            texts,
+            progress=lambda done, total: update(done / max(total or 1, 1), f"Tokenising {_name}: {done:,} of {total or 0:,} texts"),
+        )
+    finally:
+        bar.empty()
+    return corpus_token_ids(counts, top_n=top_n)
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
+def neuron_tables(model_key: ModelKey, filter_key: str, layer: int, neuron: int, k: int, _controls: Controls) -> dict[str, pd.DataFrame]:
+    """{"K": frame, "V": ..., "-K", "-V" (and "U", "-U")}: each frame has rank, token, score, token_id."""
+    tables = neuron_top_tokens(_controls.model, layer, neuron, k, _controls.vocab_filter, _controls.negative)
+    return {
+        name: pd.DataFrame(
+            {
+                "rank": np.arange(1, len(t.token_ids) + 1),
+                "token": list(t.tokens),
+                "score": t.scores.astype(np.float64),
+                "token_id": t.token_ids,
+            }
+        )
+        for name, t in tables.items()
+    }
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
+def head_pairs(model_key: ModelKey, filter_key: str, kind: str, layer: int, head: int, k: int, _controls: Controls) -> pd.DataFrame:
+    """Top pairs of a head's W_VO or W_QK: rank, row_token, col_token, score, row_id, col_id."""
+    table = head_top_pairs(
+        _controls.model, kind, layer, head, k, _controls.vocab_filter, _controls.pair_filter, _controls.negative
+    )
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(table.scores) + 1),
+            "row_token": list(table.row_tokens),
+            "col_token": list(table.col_tokens),
+            "score": table.scores.astype(np.float64),
+            "row_id": table.row_ids,
+            "col_id": table.col_ids,
+        }
+    )
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
+def head_copying_score(model_key: ModelKey, layer: int, head: int, _model: EmbeddingSpaceModel) -> float:
+    """Copying score of one head, in [-1, 1]."""
+    return copying_score(_model, layer, head, _embedding_gram(model_key, _model))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def copying_score_grid(model_key: ModelKey, _model: EmbeddingSpaceModel) -> np.ndarray:
+    """Copying score of every head, float64 [n_layers, n_heads], with a progress bar per layer."""
+    bar, update = _progress_bar("Copying scores of every head …")
+    try:
+        return copying_scores(
+            _model, progress=lambda done, total: update(done / total, f"Copying scores: layer {done} of {total} done")
+        )
+    finally:
+        bar.empty()
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
+def tsne_frame(
+    model_key: ModelKey,
+    token_ids: tuple[int, ...],
+    labels: tuple[str, ...],
+    scores: tuple[float, ...],
+    groups: tuple[str, ...] | None,
+    dims: int,
+    normalize: bool,
+    _model: EmbeddingSpaceModel,
+) -> pd.DataFrame:
+    """t-SNE of the tokens' embedding rows (model.embedding_rows[ids], [n, d_model]) as a scatter frame."""
+    vectors = _model.embedding_rows[torch.as_tensor(token_ids, dtype=torch.long)]
+    coords = tsne_coordinates(vectors, dims=dims, normalize=normalize)
+    return scatter_frame(token_ids, labels, scores, coords, groups=groups)

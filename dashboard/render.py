@@ -1,0 +1,147 @@
+"""Drawing results: tables with CSV/JSON downloads, plotly figures with HTML downloads, the heatmap."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard.pickers import ScatterOptions
+from embspace.scatter import figure_html, scatter_figure
+
+PLOT_CONFIG = {"displaylogo": False}
+SCORE_FORMAT = "%.4f"
+
+
+def downloads(stem: str, csv: str, json_text: str) -> None:
+    """CSV and JSON download buttons side by side (clicking them does not rerun the page)."""
+    csv_column, json_column, _ = st.columns([1, 1, 4])
+    csv_column.download_button(
+        "⬇ CSV", data=csv, file_name=f"{stem}.csv", mime="text/csv", key=f"{stem}-csv", on_click="ignore"
+    )
+    json_column.download_button(
+        "⬇ JSON", data=json_text, file_name=f"{stem}.json", mime="application/json", key=f"{stem}-json", on_click="ignore"
+    )
+
+
+def table(frame: pd.DataFrame, stem: str, *, height: int | str = "auto") -> None:
+    """A table with its downloads; `score` columns get a fixed number of decimals."""
+    config = {
+        column: st.column_config.NumberColumn(column, format=SCORE_FORMAT)
+        for column in frame.columns
+        if "score" in str(column)
+    }
+    st.dataframe(frame, hide_index=True, column_config=config, height=height)
+    downloads(stem, frame.to_csv(index=False), frame.to_json(orient="records", force_ascii=False, indent=1))
+
+
+def neuron_table(tables: Mapping[str, pd.DataFrame], k: int, stem: str) -> pd.DataFrame:
+    """One wide table: rank, then token and score for each vector (K, V, −K, −V, ...), side by side."""
+    wide = pd.DataFrame({"rank": np.arange(1, k + 1)})
+    for name, frame in tables.items():
+        top = frame.head(k).reset_index(drop=True)
+        wide[name] = top["token"].reindex(range(k))
+        wide[f"{name} score"] = top["score"].reindex(range(k))
+    wide = wide.dropna(how="all", subset=[c for c in wide.columns if c != "rank"])
+    config = {
+        column: st.column_config.NumberColumn(column, format=SCORE_FORMAT)
+        for column in wide.columns
+        if column.endswith("score")
+    }
+    st.dataframe(wide, hide_index=True, column_config=config, height=min(38 + 35 * len(wide), 740))
+    nested = {name: frame.head(k).to_dict(orient="records") for name, frame in tables.items()}
+    downloads(stem, wide.to_csv(index=False), json.dumps(nested, ensure_ascii=False, indent=1))
+    return wide
+
+
+def figure(fig: go.Figure, stem: str, *, key: str) -> None:
+    """A plotly figure with its HTML download."""
+    st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
+    html_download(fig, stem)
+
+
+def html_download(fig: go.Figure, stem: str) -> None:
+    """Download button for a standalone HTML page of `fig` (built only when clicked: it is ~5 MB)."""
+    st.download_button(
+        "⬇ Plot as HTML",
+        data=lambda: figure_html(fig),
+        file_name=f"{stem}.html",
+        mime="text/html",
+        key=f"{stem}-html",
+        on_click="ignore",
+    )
+
+
+def scatter(frame: pd.DataFrame, options: ScatterOptions, title: str, stem: str) -> None:
+    """The t-SNE scatter of a `scatter_frame`, with its HTML download."""
+    fig = scatter_figure(frame, dims=options.dims, show_labels=options.labels, title=title)
+    figure(fig, stem, key="tsne")
+
+
+def copying_heatmap(scores: np.ndarray) -> go.Figure:
+    """Layer x head heatmap of copying scores, clickable cell by cell.
+
+    Heatmap cells cannot be selected in plotly, so an invisible scatter point sits on every
+    cell centre; with hoverdistance -1 a click anywhere selects the nearest cell's point, which
+    Streamlit reports as a selection event (customdata = [layer, head, score]).
+    """
+    n_layers, n_heads = scores.shape
+    layers, heads = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
+    fig = go.Figure(
+        go.Heatmap(
+            z=scores,
+            x=np.arange(n_heads),
+            y=np.arange(n_layers),
+            zmin=-1.0,
+            zmax=1.0,
+            zmid=0.0,
+            colorscale="RdBu_r",
+            colorbar=dict(title=dict(text="copying<br>score")),
+            texttemplate="%{z:.2f}",
+            textfont=dict(size=13),
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=heads.ravel(),
+            y=layers.ravel(),
+            mode="markers",
+            marker=dict(size=28, symbol="square", color="rgba(0,0,0,0)"),
+            selected=dict(marker=dict(opacity=1.0)),
+            unselected=dict(marker=dict(opacity=1.0)),
+            customdata=np.stack([layers.ravel(), heads.ravel(), scores.ravel()], axis=1),
+            hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>copying score %{customdata[2]:.3f}"
+            "<extra>click to open W_VO</extra>",
+            showlegend=False,
+            name="heads",
+        )
+    )
+    fig.update_layout(
+        height=max(360, 60 * n_layers + 120),
+        margin=dict(l=10, r=10, t=30, b=10),
+        font=dict(size=16),
+        hovermode="closest",
+        hoverdistance=-1,
+        clickmode="event+select",
+        xaxis=dict(title="head", dtick=1, showgrid=False, zeroline=False),
+        yaxis=dict(title="layer", dtick=1, autorange="reversed", showgrid=False, zeroline=False),
+        plot_bgcolor="white",
+    )
+    return fig
+
+
+def clicked_cell(event) -> tuple[int, int] | None:
+    """(layer, head) of the heatmap cell a plotly selection event points at, else None."""
+    points = (event or {}).get("selection", {}).get("points", []) if event is not None else []
+    for point in points:
+        custom = point.get("customdata")
+        if custom is not None and len(custom) >= 2:
+            return int(custom[0]), int(custom[1])
+        if point.get("x") is not None and point.get("y") is not None:
+            return int(round(point["y"])), int(round(point["x"]))
+    return None

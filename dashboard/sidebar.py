@@ -1,0 +1,290 @@
+"""The shared sidebar: which model, which embedding, how many rows, which tokens a table may show.
+
+The entry point (`app.py`) draws it once per run, before the page; pages read the result with
+`current()`. Every setting except the corpus upload is part of the page address (see urlstate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+import streamlit as st
+
+from dashboard import cache, urlstate
+from embspace.adapters import UnsupportedArchitecture
+from embspace.checkpoint import CheckpointError
+from embspace.corpus import corpus_fields, infer_format
+from embspace.errors import EmbspaceError
+from embspace.filters import ALPHABETS, PairFilter, VocabFilter
+from embspace.model import EMBEDDING_CHOICES, EmbeddingSpaceModel, ModelInfo
+from embspace.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES
+
+# The bundled MiniLM first: it is the only one that works offline.
+MODEL_PRESETS = (
+    DEFAULT_MODEL,
+    "gpt2",
+    "gpt2-medium",
+    "prajjwal1/bert-medium",
+    "sdadas/polish-gpt2-medium",
+    "EleutherAI/pythia-160m",
+)
+BUDGET_ENV = "EMBSPACE_WEIGHT_BUDGET_GB"
+DEFAULT_K = 30
+MAX_K = 500
+CORPUS_TYPES = ["txt", "jsonl", "csv", "tsv"]
+
+_CONTROLS = "_controls"  # session key: this run's Controls, for the page
+_FAILED = "_failed_model"  # session key: (ModelChoice, message) of the last model that failed to open
+_CORPUS = "_corpus"  # session key: CorpusUpload, kept across page switches (uploads are not in the URL)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What the person asked to open."""
+
+    source: str
+    revision: str | None
+    embedding: str
+    weight_budget_bytes: int
+
+    @property
+    def key(self) -> cache.ModelKey:
+        return (self.source, self.revision, self.embedding)
+
+
+@dataclass(frozen=True)
+class CorpusUpload:
+    name: str
+    data: bytes
+    digest: str  # sha256 of data: the corpus' part of every cache key
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The sidebar's settings for this run, with the opened model."""
+
+    model: EmbeddingSpaceModel
+    model_key: cache.ModelKey
+    k: int
+    vocab_filter: VocabFilter
+    pair_filter: PairFilter
+    negative: bool
+    kept_tokens: int
+
+    @property
+    def filter_key(self) -> str:
+        """JSON of every filter setting (the corpus by its token-id digest): the cache key of results."""
+        spec = {**self.vocab_filter.describe(), **self.pair_filter.describe(), "negative": self.negative}
+        return json.dumps(spec, sort_keys=True)
+
+
+def draw() -> Controls | None:
+    """The whole sidebar; returns its Controls (also kept for the page), None if the model failed to open."""
+    choice = model_choice()
+    model = open_chosen_model(choice)
+    return None if model is None else token_controls(model, choice)
+
+
+def current() -> Controls:
+    """The Controls the entry point put together in this run, for the page."""
+    controls = st.session_state.get(_CONTROLS)
+    if controls is None:
+        # Streamlit ran this page without the entry point. It does that once per server process,
+        # for the first visitor whose URL names a page, when a `pages/` folder exists (the legacy
+        # multipage mode, left on its first st.navigation call). Running again goes through app.py.
+        st.rerun()
+    return controls
+
+
+def release() -> None:
+    """Drop this run's Controls (and the model reference) at the end of the entry point."""
+    st.session_state.pop(_CONTROLS, None)
+
+
+def weight_budget_bytes() -> int:
+    """The weight budget: EMBSPACE_WEIGHT_BUDGET_GB (gigabytes, 1e9 bytes) or the embspace default."""
+    raw = os.environ.get(BUDGET_ENV, "").strip()
+    if not raw:
+        return DEFAULT_WEIGHT_BUDGET_BYTES
+    try:
+        return max(int(float(raw) * 1e9), 0)
+    except ValueError:
+        st.sidebar.warning(f"{BUDGET_ENV}={raw!r} is not a number of gigabytes; using the default budget.")
+        return DEFAULT_WEIGHT_BUDGET_BYTES
+
+
+def model_choice() -> ModelChoice:
+    """Sidebar widgets for the model: a preset, a typed hub id or local path; revision; embedding."""
+    sidebar = st.sidebar
+    sidebar.header("Model")
+    urlstate.url_param("model", DEFAULT_MODEL)
+    source = sidebar.selectbox(
+        "Model",
+        MODEL_PRESETS,
+        key="model",
+        accept_new_options=True,
+        help="A preset, or type a Hugging Face hub id (e.g. `EleutherAI/pythia-70m`) or the path of a local "
+        "model directory and press Enter. Only the first preset is bundled and works offline.",
+    )
+    urlstate.url_param("embedding", "auto", options=EMBEDDING_CHOICES)
+    embedding = sidebar.radio(
+        "Embedding matrix E",
+        EMBEDDING_CHOICES,
+        key="embedding",
+        horizontal=True,
+        help="input: the word embeddings. output: the LM head (unembedding). auto: the LM head when the "
+        "checkpoint has one, else the input embedding.",
+    )
+    budget = weight_budget_bytes()
+    with sidebar.expander("Advanced"):
+        urlstate.url_param("revision", "")
+        revision = st.text_input("Hub revision", key="revision", placeholder="main", help="A branch, tag or commit.")
+        st.caption(
+            f"Weight budget: {budget / 1e9:.2f} GB; bigger hub models are refused before download "
+            f"(the server's {BUDGET_ENV} sets it)."
+        )
+    return ModelChoice((source or "").strip(), revision.strip() or None, embedding, budget)
+
+
+def open_chosen_model(choice: ModelChoice) -> EmbeddingSpaceModel | None:
+    """The chosen model (progress while it opens), or None after showing why it could not be opened."""
+    failed = st.session_state.get(_FAILED)
+    if failed is not None and failed[0] == choice:
+        message = failed[1]  # the same choice failed before: no new download attempt on every rerun
+    else:
+        try:
+            return cache.load_model(choice.source, choice.revision, choice.embedding, choice.weight_budget_bytes)
+        except (EmbspaceError, UnsupportedArchitecture, CheckpointError) as err:
+            message = str(err)
+        except Exception as err:  # hub, tokenizer and file errors come in many types; one line helps most
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            message = f"{type(err).__name__}: {first_line}"
+        st.session_state[_FAILED] = (choice, message)
+    st.error(f"Could not open **{choice.source}**: {message}", icon="🚫")
+    st.button("Try again", on_click=st.session_state.pop, args=(_FAILED, None))
+    return None
+
+
+def token_controls(model: EmbeddingSpaceModel, choice: ModelChoice) -> Controls:
+    """Sidebar widgets for k and the token filters (corpus included); the result is shared with the page."""
+    sidebar = st.sidebar
+    with sidebar.expander(f"What was opened: {model.info.shape.architecture}", expanded=False):
+        st.markdown(model_card_markdown(model.info))
+
+    sidebar.header("Tokens shown")
+    urlstate.url_param("k", DEFAULT_K, min_value=1, max_value=MAX_K)
+    k = sidebar.number_input("Rows per table (k)", min_value=1, max_value=MAX_K, step=5, key="k")
+    urlstate.url_param("negative", False)
+    negative = sidebar.checkbox("Most negative instead of most positive", key="negative")
+    urlstate.url_param("ascii", False)
+    only_ascii = sidebar.checkbox("ASCII only", key="ascii")
+    urlstate.url_param("alnum", False)
+    only_alnum = sidebar.checkbox("Letters and digits only", key="alnum", help="Tokens made only of the alphabet's letters and digits.")
+    urlstate.url_param("alphabet", "latin", options=sorted(ALPHABETS))
+    alphabet = sidebar.selectbox("Alphabet", sorted(ALPHABETS), key="alphabet", disabled=not only_alnum)
+    urlstate.url_param("special", False)
+    keep_special = sidebar.checkbox("Keep special tokens", key="special", help="[CLS], <|endoftext|>, [unused5], padding rows.")
+    sidebar.caption("Token pairs (W_VO, W_QK):")
+    urlstate.url_param("same", False)
+    exclude_same = sidebar.checkbox("Exclude identical pairs", key="same", help="Drop pairs of the same token up to case and word marker (kot / Kot / ##kot).")
+    urlstate.url_param("fuzzy", False)
+    exclude_fuzzy = sidebar.checkbox(
+        "Exclude near-identical pairs",
+        key="fuzzy",
+        help="Also drop inflections and spelling variants: a shared stem of 3+ letters or a similarity ratio ≥ 80.",
+    )
+
+    allowed_ids = corpus_filter(model, choice)
+    vocab_filter = VocabFilter(
+        only_ascii=only_ascii,
+        only_alnum=only_alnum,
+        alphabet=alphabet,
+        exclude_special=not keep_special,
+        allowed_ids=allowed_ids,
+    )
+    kept = int(model.vocab_mask(vocab_filter).sum())
+    sidebar.metric("Tokens kept by the filters", f"{kept:,} of {model.shape.vocab_size:,}")
+    if kept == 0:
+        sidebar.warning("No token passes these filters: loosen them to see any table.")
+    sidebar.caption("Every setting above, except a corpus upload, is in the page address: copy the URL to share this view.")
+    controls = Controls(
+        model=model,
+        model_key=choice.key,
+        k=int(k),
+        vocab_filter=vocab_filter,
+        pair_filter=PairFilter(exclude_same=exclude_same, exclude_fuzzy=exclude_fuzzy),
+        negative=negative,
+        kept_tokens=kept,
+    )
+    st.session_state[_CONTROLS] = controls
+    return controls
+
+
+def _remember_upload() -> None:
+    """Keep the uploaded bytes in the session: the uploader forgets them when st.switch_page runs."""
+    upload = st.session_state.get("corpus_file")
+    if upload is None:
+        st.session_state[_CORPUS] = None
+    else:
+        data = upload.getvalue()
+        st.session_state[_CORPUS] = CorpusUpload(upload.name, data, hashlib.sha256(data).hexdigest())
+
+
+def corpus_filter(model: EmbeddingSpaceModel, choice: ModelChoice) -> frozenset[int] | None:
+    """Sidebar corpus upload; the token ids it uses (or its N most common), None without a corpus."""
+    with st.sidebar.expander("Restrict to a corpus", expanded=st.session_state.get(_CORPUS) is not None):
+        st.file_uploader(
+            "Corpus (.txt, .jsonl, .csv)",
+            type=CORPUS_TYPES,
+            key="corpus_file",
+            on_change=_remember_upload,
+            help="Only tokens that occur in this text are shown. .txt: one document per line; "
+            ".jsonl / .csv: pick the field or column holding the text.",
+        )
+        st.caption("Uploads stay in this browser session and are not part of the page address.")
+        upload: CorpusUpload | None = st.session_state.get(_CORPUS)
+        if upload is None:
+            return None
+        try:
+            fields = corpus_fields(upload.data, fmt=infer_format(upload.name))
+            field = None
+            if fields:
+                if st.session_state.get("corpus_field") not in fields:
+                    st.session_state["corpus_field"] = "text" if "text" in fields else fields[0]
+                field = st.selectbox("Text field / column", fields, key="corpus_field", persist_state="session")
+            top_n = st.number_input(
+                "Only the N most common tokens (0: all)", min_value=0, step=100, key="corpus_top_n", persist_state="session"
+            )
+            ids = cache.corpus_ids(choice.key, upload.digest, field, int(top_n) or None, model, upload.data, upload.name)
+        except EmbspaceError as err:
+            st.error(f"Corpus not used: {err}")
+            return None
+        st.caption(f"{upload.name}: {len(ids):,} distinct tokens.")
+        return ids
+
+
+def model_card_markdown(info: ModelInfo) -> str:
+    """A small table of what was opened: sizes, and which embedding E is."""
+    shape = info.shape
+    if info.embedding == "input":
+        embedding = "input (word embeddings)" + (", tied to the LM head" if info.tied else "")
+    else:
+        embedding = "output (LM head)" + (", tied to the input embedding" if info.tied else ", separate from the input")
+    heads = f"{shape.n_heads} (d_head {shape.d_head})"
+    if shape.n_kv_heads != shape.n_heads:
+        heads += f", {shape.n_kv_heads} key/value groups"
+    rows = [
+        ("Source", f"`{info.source}`" + (f" @ {info.revision}" if info.revision else "") + f" ({info.origin})"),
+        ("Architecture", shape.architecture),
+        ("Layers", shape.n_layers),
+        ("Heads per layer", heads),
+        ("d_model", shape.d_model),
+        ("d_ff", f"{shape.d_ff}" + (" (gated MLP)" if shape.gated_mlp else "")),
+        ("Vocabulary", f"{shape.vocab_size:,}"),
+        ("Embedding E", embedding),
+        ("Weights on disk", f"{info.weight_bytes / 1e6:,.0f} MB"),
+    ]
+    return "| | |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)

@@ -1,0 +1,107 @@
+"""Every view has an address: the widgets' values live in the URL's query parameters.
+
+A widget whose value belongs in the address is declared with `url_param(key, default)` just
+before it is drawn with the same `key` (and no `value=`/`index=` of its own). The first time
+the key shows up in a session, or after its widget was off screen (Streamlit then forgets the
+value), the value is read from the URL. At the end of every run `publish()` writes each value
+declared in that run that differs from its default back to the URL, and drops the rest, so a
+copied link reopens the same view.
+
+Streamlit's `bind="query-params"` is not used: a bound key cannot be passed to
+`st.switch_page(query_params=...)`, which the overview's heatmap click needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import streamlit as st
+
+_DECLARED = "_url_params_declared"  # session key: {widget key: default} declared in this run
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def begin_run() -> None:
+    """Forget the previous run's declarations; call once at the top of the entry point."""
+    st.session_state[_DECLARED] = {}
+
+
+def url_param(
+    key: str,
+    default: Any,
+    *,
+    options: Iterable[Any] | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
+) -> Any:
+    """Seed `st.session_state[key]` from the URL (first sight) and keep it valid; returns the value.
+
+    The value's type is the default's (bool, int, float or str). A value the widget would
+    refuse (not among `options`, outside [min_value, max_value], unparsable) becomes the
+    default, or the nearest bound for numbers: e.g. layer 9 of a 6-layer model becomes 5.
+    """
+    st.session_state.setdefault(_DECLARED, {})[key] = default
+    if key in st.session_state:
+        value = st.session_state[key]
+    else:
+        raw = st.query_params.get(key)
+        value = default if raw is None else parse_value(raw, default)
+    value = _valid(value, default, options, min_value, max_value)
+    if key not in st.session_state or st.session_state[key] != value:
+        st.session_state[key] = value
+    return value
+
+
+def parse_value(raw: str, default: Any) -> Any:
+    """A query-parameter string as the default's type; the default when it does not parse."""
+    try:
+        if isinstance(default, bool):
+            word = raw.strip().lower()
+            if word in _TRUE | _FALSE:
+                return word in _TRUE
+            return default
+        if isinstance(default, int):
+            return int(float(raw))
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        return default
+    return raw
+
+
+def format_value(value: Any) -> str:
+    """The query-parameter string of a widget value (inverse of `parse_value`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _valid(value: Any, default: Any, options, min_value, max_value) -> Any:
+    if type(value) is not type(default) and not (isinstance(default, float) and isinstance(value, int)):
+        return default
+    if options is not None and value not in list(options):
+        return default
+    if min_value is not None and value < min_value:
+        return type(default)(min_value)
+    if max_value is not None and value > max_value:
+        return type(default)(max_value)
+    return value
+
+
+def current_params() -> dict[str, str]:
+    """{key: value} of every value declared in this run that differs from its default."""
+    declared: Mapping[str, Any] = st.session_state.get(_DECLARED, {})
+    return {
+        key: format_value(st.session_state[key])
+        for key, default in declared.items()
+        if key in st.session_state and st.session_state[key] != default
+    }
+
+
+def publish() -> None:
+    """Make the URL's query parameters exactly `current_params()` (no message when unchanged)."""
+    wanted = current_params()
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)

@@ -1,0 +1,7 @@
+"""Entry point for `python -m embspace`."""
+
+import sys
+
+from embspace.cli import main
+
+sys.exit(main())

@@ -1,0 +1,100 @@
+"""The `Adapter` protocol and the reshaping helpers every architecture adapter shares.
+
+Two weight conventions occur in checkpoints: `nn.Linear` stores `[out, in]` (y = x @ W.T) and
+GPT-2's `Conv1D` stores `[in, out]` (y = x @ W). The helpers below take the `[out, in]` form;
+Conv1D adapters transpose first.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+from embspace.checkpoint import TensorReader
+from embspace.errors import EmbspaceError
+from embspace.layout import LayerWeights, ModelShape
+
+_MISSING = object()
+
+
+class UnsupportedArchitecture(EmbspaceError, ValueError):
+    """config.json names an architecture embspace has no adapter for."""
+
+
+class Adapter(Protocol):
+    """Maps one architecture's checkpoint names and layouts onto `LayerWeights`."""
+
+    name: str
+
+    def shape(self, config: dict) -> ModelShape: ...
+
+    def read_layer(self, reader: TensorReader, config: dict, layer: int) -> LayerWeights: ...
+
+    def input_embedding_name(self, reader: TensorReader, config: dict) -> str: ...
+
+    def output_embedding_name(self, reader: TensorReader, config: dict) -> str | None: ...
+
+
+def config_value(config: dict, *keys: str, default: Any = _MISSING) -> Any:
+    """The first of `keys` set (not None) in `config`, else `default`."""
+    for key in keys:
+        if config.get(key) is not None:
+            return config[key]
+    if default is _MISSING:
+        raise UnsupportedArchitecture(
+            f"config.json of this {config.get('model_type', 'unknown')} model has none of "
+            f"{list(keys)}; the file is incomplete or from an incompatible variant."
+        )
+    return default
+
+
+def check_heads(shape: ModelShape) -> ModelShape:
+    """`shape` after checking its head counts divide evenly (GQA groups need it)."""
+    if shape.n_heads % shape.n_kv_heads:
+        raise UnsupportedArchitecture(
+            f"{shape.architecture}: {shape.n_heads} attention heads cannot be split into "
+            f"{shape.n_kv_heads} key/value groups; config.json is inconsistent."
+        )
+    return shape
+
+
+def find_prefix(reader: TensorReader, prefixes: tuple[str, ...], probe: str) -> str:
+    """The prefix p (e.g. "model." or "") for which `p + probe` names a checkpoint tensor.
+
+    Headed models (`...ForCausalLM`) nest the base model under a prefix; a bare base model
+    (`...Model`) saves without one.
+    """
+    return reader.first(*(prefix + probe for prefix in prefixes))[: -len(probe)]
+
+
+def optional(reader: TensorReader, name: str) -> torch.Tensor | None:
+    """Tensor `name` if the checkpoint has it (biases are often absent)."""
+    return reader.get(name) if reader.has(name) else None
+
+
+def heads_in(weight: torch.Tensor, n_heads: int, d_head: int) -> torch.Tensor:
+    """nn.Linear projection `[n_heads * d_head, d_model]` -> per-head `[n_heads, d_model, d_head]`.
+
+    Output feature h * d_head + e belongs to head h, so W[h][:, e] = weight[h * d_head + e].
+    """
+    d_model = weight.shape[1]
+    return weight.reshape(n_heads, d_head, d_model).transpose(1, 2).contiguous()
+
+
+def heads_bias(bias: torch.Tensor | None, n_heads: int, d_head: int) -> torch.Tensor | None:
+    """Projection bias `[n_heads * d_head]` -> `[n_heads, d_head]`."""
+    return None if bias is None else bias.reshape(n_heads, d_head).contiguous()
+
+
+def heads_out(weight: torch.Tensor, n_heads: int, d_head: int) -> torch.Tensor:
+    """nn.Linear output projection `[d_model, n_heads * d_head]` -> `[n_heads, d_head, d_model]`."""
+    d_model = weight.shape[0]
+    return weight.T.reshape(n_heads, d_head, d_model).contiguous()
+
+
+def expand_groups(tensor: torch.Tensor | None, n_heads: int) -> torch.Tensor | None:
+    """Grouped-query K/V `[n_kv_heads, ...]` -> `[n_heads, ...]`: head h uses group h // (n_heads // n_kv_heads)."""
+    if tensor is None:
+        return None
+    return tensor.repeat_interleave(n_heads // tensor.shape[0], dim=0)

@@ -1,0 +1,177 @@
+"""`python -m embspace`: read a model's neurons and heads in the vocabulary from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from itertools import zip_longest
+
+from embspace.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
+from embspace.errors import EmbspaceError
+from embspace.export import export_heads
+from embspace.filters import ALPHABETS, PairFilter, VocabFilter
+from embspace.model import EMBEDDING_CHOICES, EmbeddingSpaceModel, open_model
+from embspace.projections import HEAD_KINDS, copying_scores, head_top_pairs, neuron_top_tokens
+from embspace.sources import DEFAULT_MODEL
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m embspace",
+        description="Read transformer weights in the vocabulary (Dar et al., ACL 2023).",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    model_args = argparse.ArgumentParser(add_help=False)
+    model_args.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"hub id or local directory (default: {DEFAULT_MODEL}, bundled)")
+    model_args.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
+    model_args.add_argument("--embedding", choices=EMBEDDING_CHOICES, default="auto", help="input (word) or output (LM head) embedding; auto = output when there is an LM head")
+    model_args.add_argument("--json", action="store_true", help="machine-readable output")
+
+    filter_args = argparse.ArgumentParser(add_help=False)
+    filter_args.add_argument("--k", type=int, default=30, help="how many tokens/pairs (default 30)")
+    filter_args.add_argument("--only-ascii", action="store_true", help="keep ASCII tokens only")
+    filter_args.add_argument("--only-alnum", action="store_true", help="keep tokens made only of the alphabet's letters and digits")
+    filter_args.add_argument("--alphabet", choices=sorted(ALPHABETS), default="latin", help="alphabet for --only-alnum")
+    filter_args.add_argument("--keep-special", action="store_true", help="keep special tokens ([CLS], <|endoftext|>, ...)")
+    filter_args.add_argument("--corpus", metavar="FILE", help="keep tokens occurring in this .txt/.jsonl/.csv corpus")
+    filter_args.add_argument("--corpus-field", metavar="NAME", help="JSONL field or CSV column holding the text (default: text)")
+    filter_args.add_argument("--top-n", type=int, metavar="N", help="with --corpus: only the N most common corpus tokens")
+    filter_args.add_argument("--exclude-same", action="store_true", help="drop pairs of identical (normalised) tokens")
+    filter_args.add_argument("--exclude-fuzzy", action="store_true", help="drop pairs of near-identical tokens")
+    filter_args.add_argument("--negative", action="store_true", help="most negative instead of most positive")
+
+    commands.add_parser("info", parents=[model_args], help="architecture and sizes")
+    neuron = commands.add_parser("neuron", parents=[model_args, filter_args], help="top tokens of an FFN neuron's K, V, -K, -V")
+    neuron.add_argument("--layer", type=int, required=True)
+    neuron.add_argument("--neuron", type=int, required=True)
+    pairs = commands.add_parser("pairs", parents=[model_args, filter_args], help="top token pairs of a head's W_VO or W_QK")
+    pairs.add_argument("--kind", choices=HEAD_KINDS, default="vo")
+    pairs.add_argument("--layer", type=int, required=True)
+    pairs.add_argument("--head", type=int, required=True)
+    export = commands.add_parser("export", parents=[model_args, filter_args], help="every layer x head to JSONL (resumable)")
+    export.add_argument("--kind", choices=HEAD_KINDS, default="vo")
+    export.add_argument("--out", required=True, metavar="FILE", help="JSONL file; a rerun skips heads already written")
+    commands.add_parser("copying", parents=[model_args], help="copying score of every head")
+    return parser
+
+
+def vocab_filter_from_args(args, model: EmbeddingSpaceModel) -> VocabFilter:
+    allowed = None
+    if args.corpus:
+        texts = iter_corpus_texts(args.corpus, field=args.corpus_field)
+        allowed = corpus_token_ids(count_corpus_tokens(model.tokenizer, texts), top_n=args.top_n)
+    elif args.top_n is not None:
+        raise EmbspaceError("--top-n needs --corpus FILE.")
+    return VocabFilter(
+        only_ascii=args.only_ascii,
+        only_alnum=args.only_alnum,
+        alphabet=args.alphabet,
+        exclude_special=not args.keep_special,
+        allowed_ids=allowed,
+    )
+
+
+def pair_filter_from_args(args) -> PairFilter:
+    return PairFilter(exclude_same=args.exclude_same, exclude_fuzzy=args.exclude_fuzzy)
+
+
+def check_k(args) -> None:
+    if args.k < 1:
+        raise EmbspaceError(f"--k must be at least 1, not {args.k}.")
+
+
+def run_info(args, model: EmbeddingSpaceModel) -> None:
+    info = model.info.as_dict()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    width = max(map(len, info))
+    for key, value in info.items():
+        print(f"{key:<{width}}  {value}")
+
+
+def run_neuron(args, model: EmbeddingSpaceModel) -> None:
+    check_k(args)
+    tables = neuron_top_tokens(
+        model, args.layer, args.neuron, args.k, vocab_filter_from_args(args, model), args.negative
+    )
+    if args.json:
+        print(json.dumps({name: t.to_records() for name, t in tables.items()}, ensure_ascii=False, indent=1))
+        return
+    print(f"layer {args.layer}, neuron {args.neuron}: top tokens of vector · E")
+    columns = [[f"{tok} {score:.3f}" for tok, score in zip(t.tokens, t.scores)] for t in tables.values()]
+    width = max((len(cell) for column in columns for cell in column), default=8) + 2
+    print("".join(f"{name:<{width}}" for name in tables))
+    for row in zip_longest(*columns, fillvalue=""):
+        print("".join(f"{cell:<{width}}" for cell in row))
+
+
+def run_pairs(args, model: EmbeddingSpaceModel) -> None:
+    check_k(args)
+    table = head_top_pairs(
+        model, args.kind, args.layer, args.head, args.k,
+        vocab_filter_from_args(args, model), pair_filter_from_args(args), args.negative,
+    )
+    records = table.to_records()
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False, indent=1))
+        return
+    print(f"W_{args.kind.upper()} layer {args.layer}, head {args.head}: rows = {'attended-to' if args.kind == 'vo' else 'query'} token, columns = {'output' if args.kind == 'vo' else 'key'} token")
+    if not records:
+        print("no pair passes the filters")
+    width = max((len(r["row_token"]) for r in records), default=4) + 2
+    for rank, record in enumerate(records, start=1):
+        print(f"{rank:>4}  {record['row_token']:<{width}}{record['col_token']:<{width}}{record['score']:.4f}")
+
+
+def run_export(args, model: EmbeddingSpaceModel) -> None:
+    check_k(args)
+    total_heads = model.shape.n_layers * model.shape.n_heads
+
+    def report(done: int, total: int, layer: int, head: int) -> None:
+        if not args.json:
+            print(f"\r[{done}/{total}] layer {layer} head {head}", end="", file=sys.stderr, flush=True)
+
+    summary = export_heads(
+        model, args.out, kind=args.kind, k=args.k,
+        vocab_filter=vocab_filter_from_args(args, model), pair_filter=pair_filter_from_args(args),
+        negative=args.negative, progress=report,
+    )
+    result = {"out": str(summary.path), "written": summary.written, "skipped": summary.skipped, "heads": total_heads}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"\nwrote {summary.written} heads to {summary.path} ({summary.skipped} already there)")
+
+
+def run_copying(args, model: EmbeddingSpaceModel) -> None:
+    scores = copying_scores(model)
+    if args.json:
+        print(json.dumps({"copying_scores": scores.round(6).tolist()}))
+        return
+    print("layer  " + " ".join(f"h{h:<5}" for h in range(scores.shape[1])))
+    for layer, row in enumerate(scores):
+        print(f"{layer:<6} " + " ".join(f"{s:+.3f}" for s in row))
+
+
+COMMANDS = {"info": run_info, "neuron": run_neuron, "pairs": run_pairs, "export": run_export, "copying": run_copying}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        model = open_model(args.model, revision=args.revision, embedding=args.embedding)
+        COMMANDS[args.command](args, model)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # bad input must end in one clear line, not a traceback
+        if args.debug:
+            raise
+        message = str(err) if isinstance(err, (EmbspaceError, OSError, ValueError)) else f"{type(err).__name__}: {err}"
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,188 @@
+"""The paper's projections: FFN neurons, W_VO / W_QK head pairs, and per-head copying scores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from embspace.errors import EmbspaceError
+from embspace.filters import PairFilter, VocabFilter
+from embspace.model import EmbeddingSpaceModel, check_index
+from embspace.topk import top_pairs
+
+HEAD_KINDS = ("vo", "qk")
+NEURON_VECTORS = ("K", "V", "-K", "-V")
+
+
+@dataclass(frozen=True)
+class TokenScores:
+    """Top tokens of one projected vector, best first."""
+
+    token_ids: np.ndarray  # int64 [k]
+    tokens: tuple[str, ...]  # display strings
+    scores: np.ndarray  # float32 [k]
+
+    def to_records(self) -> list[dict]:
+        return [
+            {"token_id": int(i), "token": t, "score": float(s)}
+            for i, t, s in zip(self.token_ids, self.tokens, self.scores)
+        ]
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """Top (row token, column token) pairs of one head's W_VO or W_QK, best first."""
+
+    kind: str  # "vo" or "qk"
+    layer: int
+    head: int
+    row_ids: np.ndarray  # int64 [k]
+    col_ids: np.ndarray  # int64 [k]
+    row_tokens: tuple[str, ...]
+    col_tokens: tuple[str, ...]
+    scores: np.ndarray  # float32 [k]
+
+    def to_records(self) -> list[dict]:
+        return [
+            {"row_id": int(r), "col_id": int(c), "row_token": rt, "col_token": ct, "score": float(s)}
+            for r, c, rt, ct, s in zip(self.row_ids, self.col_ids, self.row_tokens, self.col_tokens, self.scores)
+        ]
+
+
+def neuron_vectors(model: EmbeddingSpaceModel, layer: int, neuron: int) -> dict[str, torch.Tensor]:
+    """Neuron `neuron`'s d_model vectors: "K" (input weights), "V" (output weights), and for
+    gated MLPs "U" (up_proj row), plus their negations "-K", "-V" ("-U")."""
+    weights = model.layer(layer)
+    check_index("neuron", neuron, weights.ffn_keys.shape[0])
+    vectors = {"K": weights.ffn_keys[neuron], "V": weights.ffn_values[neuron]}
+    if weights.ffn_up is not None:
+        vectors["U"] = weights.ffn_up[neuron]
+    return {**vectors, **{f"-{name}": -vec for name, vec in vectors.items()}}
+
+
+def top_tokens(
+    model: EmbeddingSpaceModel,
+    vector: torch.Tensor,
+    k: int,
+    vocab_filter: VocabFilter | None = None,
+    negative: bool = False,
+) -> TokenScores:
+    """Top-k tokens of vector · E (vector: [d_model]) among the tokens the filter keeps.
+
+    negative: the k most negative scores instead (reported with their real, negative values).
+    """
+    scores = vector.to(torch.float32) @ model.E  # [vocab]
+    sign = -1.0 if negative else 1.0
+    mask = torch.from_numpy(model.vocab_mask(vocab_filter))
+    ranked = (sign * scores).masked_fill(~mask, float("-inf"))
+    k = min(k, int(mask.sum()))
+    _, ids = torch.topk(ranked, k)
+    ids_np = ids.numpy().astype(np.int64)
+    return TokenScores(ids_np, tuple(model.vocab.display(int(i)) for i in ids_np), scores[ids].numpy().astype(np.float32))
+
+
+def neuron_top_tokens(
+    model: EmbeddingSpaceModel,
+    layer: int,
+    neuron: int,
+    k: int = 30,
+    vocab_filter: VocabFilter | None = None,
+    negative: bool = False,
+) -> dict[str, TokenScores]:
+    """Top tokens of K·E, V·E, -K·E, -V·E (and U·E, -U·E for gated MLPs) for one FFN neuron."""
+    return {
+        name: top_tokens(model, vec, k, vocab_filter, negative)
+        for name, vec in neuron_vectors(model, layer, neuron).items()
+    }
+
+
+def head_factors(model: EmbeddingSpaceModel, kind: str, layer: int, head: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two factors of a head's V x V matrix, never multiplied out.
+
+    vo: W_VO = Eᵀ W_V^h W_O^h E  -> left = Eᵀ W_V^h [V, d_head], right = W_O^h E [d_head, V]
+    qk: W_QK = Eᵀ W_Q^h W_K^hᵀ E -> left = Eᵀ W_Q^h [V, d_head], right = W_K^hᵀ E [d_head, V]
+    """
+    if kind not in HEAD_KINDS:
+        raise EmbspaceError(f"kind must be one of {', '.join(HEAD_KINDS)}, not {kind!r}.")
+    weights = model.layer(layer)
+    check_index("head", head, model.shape.n_heads)
+    rows = model.embedding_rows  # [V, d_model]
+    if kind == "vo":
+        return rows @ weights.W_V[head], weights.W_O[head] @ model.E
+    return rows @ weights.W_Q[head], weights.W_K[head].T @ model.E
+
+
+def head_top_pairs(
+    model: EmbeddingSpaceModel,
+    kind: str,
+    layer: int,
+    head: int,
+    k: int = 50,
+    vocab_filter: VocabFilter | None = None,
+    pair_filter: PairFilter | None = None,
+    negative: bool = False,
+) -> PairTable:
+    """Exact top-k (row token, column token) pairs of W_VO or W_QK under the filters."""
+    left, right = head_factors(model, kind, layer, head)
+    mask = model.vocab_mask(vocab_filter)
+    pair_filter = pair_filter or PairFilter()
+    found = top_pairs(
+        left,
+        right,
+        k,
+        row_mask=mask,
+        col_mask=mask,
+        same_groups=pair_filter.same_groups(model.vocab),
+        exclude=pair_filter.near_identical(model.vocab),
+        negative=negative,
+    )
+    display = model.vocab.display
+    return PairTable(
+        kind=kind,
+        layer=layer,
+        head=head,
+        row_ids=found.row_ids,
+        col_ids=found.col_ids,
+        row_tokens=tuple(display(int(i)) for i in found.row_ids),
+        col_tokens=tuple(display(int(i)) for i in found.col_ids),
+        scores=found.scores,
+    )
+
+
+def embedding_gram(model: EmbeddingSpaceModel) -> torch.Tensor:
+    """E Eᵀ: [d_model, d_model], the only place the vocabulary enters the copying score."""
+    rows = model.embedding_rows.to(torch.float64)
+    return rows.T @ rows
+
+
+def copying_score(model: EmbeddingSpaceModel, layer: int, head: int, gram: torch.Tensor | None = None) -> float:
+    """Σλ / Σ|λ| over the eigenvalues λ of the head's OV circuit in vocabulary space (Elhage et al. 2021).
+
+    The nonzero eigenvalues of Eᵀ W_V W_O E ([V, V]) are those of W_O (E Eᵀ) W_V ([d_head, d_head]).
+    Near 1: the head copies the attended token to the output; near -1: it suppresses it.
+    """
+    gram = embedding_gram(model) if gram is None else gram
+    weights = model.layer(layer)
+    check_index("head", head, model.shape.n_heads)
+    small = weights.W_O[head].to(torch.float64) @ gram @ weights.W_V[head].to(torch.float64)
+    eigenvalues = torch.linalg.eigvals(small)
+    total = eigenvalues.abs().sum().item()
+    return float(eigenvalues.sum().real.item() / total) if total > 0 else 0.0
+
+
+def copying_scores(
+    model: EmbeddingSpaceModel, progress: Callable[[int, int], None] | None = None
+) -> np.ndarray:
+    """Copying score of every head: float64 [n_layers, n_heads]. progress(done, total) per layer."""
+    gram = embedding_gram(model)
+    n_layers, n_heads = model.shape.n_layers, model.shape.n_heads
+    scores = np.zeros((n_layers, n_heads))
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            scores[layer, head] = copying_score(model, layer, head, gram)
+        if progress:
+            progress(layer + 1, n_layers)
+    return scores

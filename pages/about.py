@@ -1,0 +1,27 @@
+"""Start page: what the dashboard shows, what was opened, and where each view lives."""
+
+import streamlit as st
+
+from dashboard import sidebar
+from embspace.tokens import DISPLAY_CONVENTION
+
+controls = sidebar.current()
+
+st.title("embspace: a transformer's weights, read in its vocabulary")
+st.markdown(
+    "Multiply a weight vector or matrix by the embedding matrix E and every number gets a token attached "
+    "(Dar, Geva, Gupta & Berant, *Analyzing Transformers in Embedding Space*, ACL 2023). No text is run "
+    "through the model: these views read the parameters alone."
+)
+st.subheader("Views")
+st.page_link("pages/neurons.py", label="**FFN neurons**: the tokens a neuron reacts to (K) and promotes (V)", icon="🧠")
+st.page_link("pages/vo.py", label="**W_VO**: when a head attends to token a, which token b it writes", icon="✍️")
+st.page_link("pages/qk.py", label="**W_QK**: which key tokens a query token attends to", icon="🔎")
+st.page_link("pages/overview.py", label="**Copying scores**: every head at a glance; click one to open it", icon="🗺️")
+
+st.subheader("The opened model")
+st.markdown(sidebar.model_card_markdown(controls.model.info))
+st.caption(
+    f"{DISPLAY_CONVENTION} Every choice in the sidebar and on a page is kept in the page address: copy "
+    "the URL to share or reopen the same view (a corpus upload is the exception)."
+)

@@ -1,0 +1,63 @@
+"""FFN neurons: a neuron's key (K) and value (V) vectors, and their negations, read in the vocabulary."""
+
+import streamlit as st
+
+from dashboard import cache, pickers, render, sidebar
+from embspace.tokens import DISPLAY_CONVENTION
+
+DEFAULT_TOKENS_PLOTTED = 50
+
+controls = sidebar.current()
+model = controls.model
+gated = model.shape.gated_mlp
+vectors = ("K", "V", "-K", "-V", "U", "-U") if gated else ("K", "V", "-K", "-V")
+
+st.title("FFN neurons")
+with st.expander("How to read this page", expanded=False):
+    st.markdown(
+        "A feed-forward neuron has a **key** K (its row of input weights: how strongly the residual "
+        "stream switches it on) and a **value** V (its column of output weights: what it adds to the "
+        "residual stream when on). Projected on the embedding matrix E, each becomes a score per "
+        "token: K·E lists the tokens that trigger the neuron, V·E the tokens it promotes; −K and −V "
+        "the most opposite ones."
+        + (
+            "\n\nThis model has a gated MLP: the key K is a row of **gate_proj**, the value V a column "
+            "of **down_proj**, and U a row of **up_proj** (the linear branch multiplied with the gate)."
+            if gated
+            else ""
+        )
+        + f"\n\n{DISPLAY_CONVENTION}"
+    )
+
+layer, neuron = pickers.layer_and_unit(model, "neuron", model.shape.d_ff)
+vector = pickers.vector_choice(vectors)
+plot = pickers.scatter_options("Tokens in the plot", DEFAULT_TOKENS_PLOTTED, "The top tokens of the chosen vector placed by t-SNE.")
+
+tables = cache.neuron_tables(
+    controls.model_key, controls.filter_key, layer, neuron, max(controls.k, plot.points), controls
+)
+tables = {name: tables[name] for name in vectors}
+
+stem = f"neuron-layer{layer}-{neuron}"
+st.subheader(f"Layer {layer}, neuron {neuron}: top {controls.k} tokens of each vector · E")
+render.neuron_table(tables, controls.k, stem)
+
+top = tables[vector].head(plot.points)
+if len(top) == 0:
+    st.info("No token passes the filters.")
+else:
+    frame = cache.tsne_frame(
+        controls.model_key,
+        tuple(top["token_id"]),
+        tuple(top["token"]),
+        tuple(top["score"]),
+        None,
+        plot.dims,
+        plot.normalize,
+        model,
+    )
+    render.scatter(frame, plot, f"Layer {layer}, neuron {neuron}: top {len(top)} tokens of {vector}·E", f"{stem}-{vector}-tsne")
+    st.caption(
+        "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model embeds "
+        "alike; colour is the token's score. Hover a point for its token and score."
+    )

@@ -1,0 +1,42 @@
+"""Copying score of every head as a layer x head heatmap; a click on a cell opens that head's W_VO page."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import cache, render, sidebar, urlstate
+
+VO_PAGE = "pages/vo.py"
+
+controls = sidebar.current()
+model = controls.model
+
+st.title("Copying score of every head")
+st.caption(
+    "Each cell is one attention head's copying score Σλ / Σ|λ| over the eigenvalues λ of its W_VO "
+    "(Elhage et al. 2021): red, near +1, the head copies the token it attends to into the output; "
+    "blue, near −1, it suppresses it; white, neither. **Click a cell** to open that head's W_VO page."
+)
+
+scores = cache.copying_score_grid(controls.model_key, model)
+heatmap = render.copying_heatmap(scores)
+event = st.plotly_chart(
+    heatmap, key="copying_heatmap", on_select="rerun", selection_mode="points", theme=None, config=render.PLOT_CONFIG
+)
+clicked = render.clicked_cell(event)
+if clicked is not None:
+    layer, head = clicked
+    st.session_state["layer"], st.session_state["head"] = layer, head
+    st.switch_page(VO_PAGE, query_params={**urlstate.current_params(), "layer": str(layer), "head": str(head)})
+
+stem = "copying-scores"
+render.html_download(heatmap, stem)
+layers, heads = scores.shape
+frame = pd.DataFrame(
+    {
+        "layer": [layer for layer in range(layers) for _ in range(heads)],
+        "head": [head for _ in range(layers) for head in range(heads)],
+        "copying_score": scores.ravel(),
+    }
+)
+with st.expander("All scores as a table"):
+    render.table(frame.sort_values("copying_score", ascending=False), stem)

@@ -1,0 +1,119 @@
+"""`python -m embspace`: output formats, filters, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from embspace import PairFilter, VocabFilter, open_model
+from embspace.cli import main
+from embspace.projections import head_top_pairs
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_info_json_on_the_bundled_default(capsys):
+    code, out, _ = run_cli(capsys, "info", "--json")
+    info = json.loads(out)
+    assert code == 0
+    assert (info["architecture"], info["n_layers"], info["n_heads"], info["vocab_size"]) == ("bert", 6, 12, 30522)
+    assert info["origin"] == "bundled" and info["embedding"] == "input"
+
+
+def test_pairs_json_matches_the_engine(capsys, tiny_model):
+    path = str(tiny_model("gpt2"))
+    code, out, _ = run_cli(capsys, "pairs", path, "--kind", "qk", "--layer", "1", "--head", "0", "--k", "7",
+                           "--only-ascii", "--exclude-same", "--negative", "--json")
+    assert code == 0
+    pairs = json.loads(out)
+    assert len(pairs) == 7
+    assert set(pairs[0]) == {"row_id", "col_id", "row_token", "col_token", "score"}
+    expected = head_top_pairs(open_model(path), "qk", 1, 0, 7, VocabFilter(only_ascii=True),
+                              PairFilter(exclude_same=True), negative=True)
+    assert [p["row_id"] for p in pairs] == expected.row_ids.tolist()
+    assert [p["score"] for p in pairs] == pytest.approx(expected.scores.tolist())
+    assert pairs[0]["score"] <= pairs[-1]["score"] < 0  # most negative first
+
+
+def test_neuron_json_has_the_four_columns(capsys, minilm_dir):
+    code, out, _ = run_cli(capsys, "neuron", str(minilm_dir), "--layer", "2", "--neuron", "17", "--k", "5",
+                           "--only-alnum", "--json")
+    result = json.loads(out)
+    assert code == 0
+    assert list(result)[:4] == ["K", "V", "-K", "-V"]
+    for column in result.values():
+        assert len(column) == 5 and set(column[0]) == {"token_id", "token", "score"}
+        assert all(t["token"].removeprefix("##").isalnum() for t in column)
+    assert result["K"][0]["score"] == pytest.approx(-min(-t["score"] for t in result["K"]))
+
+
+def test_corpus_restricts_tokens(capsys, tmp_path, minilm_dir):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps({"text": t}) for t in ["the cat sat on the mat", "a dog and a cat"]))
+    code, out, _ = run_cli(capsys, "neuron", str(minilm_dir), "--layer", "0", "--neuron", "3", "--k", "50",
+                           "--corpus", str(corpus), "--json")
+    assert code == 0
+    tokens = {t["token"] for t in json.loads(out)["V"]}
+    assert tokens <= {"the", "cat", "sat", "on", "mat", "a", "dog", "and"}
+    assert len(tokens) == 8  # k larger than the corpus: every corpus token, no more
+
+
+def test_text_output_is_a_readable_table(capsys, minilm_dir):
+    code, out, _ = run_cli(capsys, "pairs", str(minilm_dir), "--layer", "0", "--head", "1", "--k", "3")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("W_VO layer 0, head 1") and len(lines) == 4
+
+
+def test_export_is_resumable(capsys, tmp_path, tiny_model):
+    path, out = str(tiny_model("bert")), tmp_path / "heads.jsonl"
+    code, stdout, _ = run_cli(capsys, "export", path, "--kind", "vo", "--k", "4", "--out", str(out), "--json")
+    assert code == 0 and json.loads(stdout)["written"] == 2 * 4
+    code, stdout, _ = run_cli(capsys, "export", path, "--kind", "vo", "--k", "4", "--out", str(out), "--json")
+    assert json.loads(stdout) | {"out": None} == {"out": None, "written": 0, "skipped": 8, "heads": 8}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["info", "/no/such/model"], "No such model directory"),
+        (["pairs", "--layer", "6", "--head", "0"], "layer 6 is out of range"),
+        (["pairs", "--layer", "0", "--head", "12"], "head 12 is out of range"),
+        (["neuron", "--layer", "0", "--neuron", "1536"], "neuron 1536 is out of range"),
+        (["neuron", "--layer", "0", "--neuron", "0", "--corpus", "/no/corpus.txt"], "corpus"),
+        (["pairs", "--layer", "0", "--head", "0", "--k", "0"], "--k must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_clear_line(capsys, argv, message):
+    code, out, err = run_cli(capsys, *argv)
+    assert code != 0 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_unknown_architecture_lists_supported_ones(capsys, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mamba"}))
+    code, _, err = run_cli(capsys, "info", str(tmp_path))
+    assert code == 2 and "gpt2" in err and "llama" in err and "Traceback" not in err
+
+
+def test_real_entry_point_exits_nonzero_without_traceback(tmp_path):
+    """A pickle that needs code execution to load: refused by the real `python -m embspace`."""
+    import torch
+
+    class Payload:
+        pass
+
+    model_dir = tmp_path / "evil"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_head": 1, "n_embd": 4, "vocab_size": 8}))
+    torch.save({"wte.weight": Payload()}, model_dir / "pytorch_model.bin")
+    result = subprocess.run([sys.executable, "-m", "embspace", "info", str(model_dir)], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "code" in result.stderr

@@ -1,0 +1,54 @@
+"""Batch export: one line per head, resumable, a torn last line repaired."""
+
+import json
+
+import pytest
+
+from embspace import PairFilter, VocabFilter, open_model
+from embspace.export import export_heads
+from embspace.projections import head_top_pairs
+
+
+@pytest.fixture(scope="module")
+def bert_model(tiny_model):
+    return open_model(str(tiny_model("bert")))
+
+
+def read_lines(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_every_layer_and_head_once_with_spec_and_pairs(bert_model, tmp_path):
+    out = tmp_path / "qk.jsonl"
+    seen = []
+    summary = export_heads(bert_model, out, kind="qk", k=3, vocab_filter=VocabFilter(only_ascii=True),
+                           progress=lambda done, total, layer, head: seen.append((done, total)))
+    lines = read_lines(out)
+    n_layers, n_heads = bert_model.shape.n_layers, bert_model.shape.n_heads
+    assert summary.written == len(lines) == n_layers * n_heads and summary.skipped == 0
+    assert sorted((r["layer"], r["head"]) for r in lines) == [(l, h) for l in range(n_layers) for h in range(n_heads)]
+    assert seen[-1] == (n_layers * n_heads, n_layers * n_heads)
+    first = lines[0]
+    assert first["kind"] == "qk" and first["filter"]["only_ascii"] is True
+    expected = head_top_pairs(bert_model, "qk", first["layer"], first["head"], 3, VocabFilter(only_ascii=True))
+    assert [p["col_id"] for p in first["pairs"]] == expected.col_ids.tolist()
+
+
+def test_rerun_skips_done_heads_and_repairs_a_torn_line(bert_model, tmp_path):
+    out = tmp_path / "vo.jsonl"
+    export_heads(bert_model, out, k=2, layers=[0])
+    # Simulate a run killed mid-write: half a JSON line at the end.
+    with out.open("a", encoding="utf-8") as handle:
+        handle.write('{"model": "x", "layer": 1, "he')
+    summary = export_heads(bert_model, out, k=2)
+    lines = read_lines(out)
+    heads = bert_model.shape.n_heads
+    assert summary.skipped == heads and summary.written == heads * (bert_model.shape.n_layers - 1)
+    assert len(lines) == len({(r["layer"], r["head"]) for r in lines}) == heads * bert_model.shape.n_layers
+
+
+def test_a_different_filter_is_a_different_export(bert_model, tmp_path):
+    out = tmp_path / "vo.jsonl"
+    export_heads(bert_model, out, k=2, layers=[0])
+    summary = export_heads(bert_model, out, k=2, layers=[0], pair_filter=PairFilter(exclude_same=True))
+    assert summary.written == bert_model.shape.n_heads and summary.skipped == 0

