@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import runpy
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
@@ -31,6 +33,7 @@ MODEL_PRESETS = (
     "sdadas/polish-gpt2-medium",
     "EleutherAI/pythia-160m",
 )
+ENTRY_POINT = Path(__file__).resolve().parent.parent / "app.py"
 BUDGET_ENV = "EMBSPACE_WEIGHT_BUDGET_GB"
 DEFAULT_K = 30
 MAX_K = 500
@@ -92,10 +95,12 @@ def current() -> Controls:
     """The Controls the entry point put together in this run, for the page."""
     controls = st.session_state.get(_CONTROLS)
     if controls is None:
-        # Streamlit ran this page without the entry point. It does that once per server process,
-        # for the first visitor whose URL names a page, when a `pages/` folder exists (the legacy
-        # multipage mode, left on its first st.navigation call). Running again goes through app.py.
-        st.rerun()
+        # Streamlit ran this page without the entry point: with a `pages/` folder next to app.py
+        # a fresh server starts in the legacy multipage mode, which runs a page named in the URL
+        # alone, until the first st.navigation call. Run the entry point instead (it calls
+        # st.navigation, which ends that mode for good, then runs this page) and stop here.
+        runpy.run_path(str(ENTRY_POINT), run_name="__main__")
+        st.stop()
     return controls
 
 

@@ -43,7 +43,9 @@ def infer_format(name: str | os.PathLike) -> str:
     suffix = Path(name).suffix.lower()
     if suffix not in _SUFFIX_FORMATS:
         known = ", ".join(sorted(_SUFFIX_FORMATS))
-        raise CorpusError(f"Cannot tell the corpus format of {str(name)!r} from its suffix; use one of {known} or pass fmt=.")
+        raise CorpusError(
+            f"Cannot tell the corpus format of {str(name)!r} from its suffix; use one of {known} or pass fmt=."
+        )
     return _SUFFIX_FORMATS[suffix]
 
 
@@ -61,7 +63,9 @@ def iter_corpus_texts(
     data, fmt = _open_source(source, fmt)
     if fmt == "txt":
         if field is not None:
-            raise CorpusError(f"A .txt corpus has no fields (got field={field!r}); use a .jsonl or .csv file for fields.")
+            raise CorpusError(
+                f"A .txt corpus has no fields (got field={field!r}); use a .jsonl or .csv file for fields."
+            )
         return _txt_texts(data, per_line)
     field = field or DEFAULT_FIELD
     if fmt == "jsonl":
@@ -161,7 +165,8 @@ def _lines(data: bytes | Path) -> Iterator[str]:
             with open(data, encoding="utf-8-sig") as handle:
                 yield from handle
     except UnicodeDecodeError as err:
-        raise CorpusError(f"The corpus is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8.") from err
+        where = f"{err.reason} at byte {err.start}"
+        raise CorpusError(f"The corpus is not UTF-8 text ({where}); save it as UTF-8.") from err
 
 
 def _txt_texts(data: bytes | Path, per_line: bool) -> Iterator[str]:
@@ -180,7 +185,8 @@ def _jsonl_records(data: bytes | Path) -> Iterator[tuple[int, dict]]:
         except json.JSONDecodeError as err:
             raise CorpusError(f"JSONL line {number} is not valid JSON ({err.msg}).") from err
         if not isinstance(record, dict):
-            raise CorpusError(f"JSONL line {number} is a {type(record).__name__}, expected an object like {{\"text\": ...}}.")
+            kind = type(record).__name__
+            raise CorpusError(f'JSONL line {number} is a {kind}, expected an object like {{"text": ...}}.')
         yield number, record
 
 
@@ -221,7 +227,9 @@ def _csv_texts(data: bytes | Path, fmt: str, field: str) -> Iterator[str]:
     columns = [str(c) for c in _csv_columns(data, fmt)]
     if field not in columns:
         available = ", ".join(repr(c) for c in columns) or "none"
-        raise CorpusError(f"The {fmt.upper()} corpus has no column {field!r}; its columns: {available}. Pick one with field=.")
+        raise CorpusError(
+            f"The {fmt.upper()} corpus has no column {field!r}; its columns: {available}. Pick one with field=."
+        )
     return _csv_column(data, fmt, field)
 
 

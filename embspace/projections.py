@@ -76,7 +76,7 @@ def top_tokens(
     """
     scores = vector.to(torch.float32) @ model.E  # [vocab]
     sign = -1.0 if negative else 1.0
-    mask = torch.from_numpy(model.vocab_mask(vocab_filter))
+    mask = torch.tensor(model.vocab_mask(vocab_filter))  # a copy: the cached mask is read-only
     ranked = (sign * scores).masked_fill(~mask, float("-inf"))
     k = min(k, int(mask.sum()))
     _, ids = torch.topk(ranked, k)

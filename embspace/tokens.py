@@ -100,6 +100,7 @@ class Vocabulary:
     normalized[i]: casefolded text stripped of surrounding whitespace, for identity matching.
     is_byte_fragment: bool [V], the token holds bytes that are not a whole UTF-8 character.
     scheme: the tokenizer family, one of BYTE_LEVEL, METASPACE, WORDPIECE, PLAIN.
+    The arrays are made read-only.
     """
 
     size: int
@@ -166,7 +167,7 @@ def build_vocabulary(tokenizer: Any, vocab_size: int) -> Vocabulary:
 
     tokens = [id_to_token.get(i) for i in range(vocab_size)]
     # Rows with no token (embedding padded beyond the tokenizer, or a hole in its ids) count as special.
-    special = {i for i, token in enumerate(tokens) if token is None} | (special_ids & set(range(vocab_size)))
+    special = {i for i, token in enumerate(tokens) if token is None} | {i for i in special_ids if 0 <= i < vocab_size}
     special.update(i for i, token in enumerate(tokens) if token and token[0] in "[<" and _PLACEHOLDER.fullmatch(token))
     plain_added = {i for i in added if i < vocab_size} - special  # added as text, not in the model's alphabet
     model_ids = [i for i in range(vocab_size) if i not in special and i not in plain_added]

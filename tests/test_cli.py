@@ -102,12 +102,13 @@ def test_unknown_architecture_lists_supported_ones(capsys, tmp_path):
     assert code == 2 and "gpt2" in err and "llama" in err and "Traceback" not in err
 
 
+class Payload:
+    """Any class: unpickling it would need code from outside torch's allow-list."""
+
+
 def test_real_entry_point_exits_nonzero_without_traceback(tmp_path):
     """A pickle that needs code execution to load: refused by the real `python -m embspace`."""
     import torch
-
-    class Payload:
-        pass
 
     model_dir = tmp_path / "evil"
     model_dir.mkdir()

@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
+from sklearn.manifold import trustworthiness
 
 from embspace.scatter import (
     GROUP_SYMBOLS,
@@ -52,26 +53,25 @@ def test_tsne_is_deterministic_for_a_seed(dims, features):
     again = tsne_coordinates(vectors, dims=dims, seed=3)
     assert first.shape == (30, dims) and first.dtype == np.float64
     np.testing.assert_array_equal(first, again)
+    other_seed = tsne_coordinates(vectors, dims=dims, seed=4)
     if features < dims:
-        assert not np.allclose(first, tsne_coordinates(vectors, dims=dims, seed=4))
+        assert not np.allclose(first, other_seed)
+    else:  # the start is the PCA projection, so nothing random is left
+        np.testing.assert_array_equal(first, other_seed)
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_tsne_keeps_clusters_apart(dims):
-    """Two well separated clusters stay separated: every point is nearer its own cluster's centre.
+def test_tsne_keeps_neighbours_together(dims):
+    """Trustworthiness of a 40-point, 5-cluster layout stays high in 2-D and 3-D.
 
-    With sklearn's default learning rate the 3-D layout of these 30 points mixes a third of them.
+    sklearn's default learning rate (floor 50) scores 0.56-0.91 on this data in 3-D; ours >= 0.99.
     """
     rng = np.random.default_rng(0)
-    centres = np.zeros((2, 10))
-    centres[1, 0] = 20.0
-    labels = np.repeat([0, 1], 15)
-    vectors = centres[labels] + rng.standard_normal((30, 10))
+    centres = 1.2 * rng.standard_normal((5, 64))
+    vectors = centres[np.arange(40) % 5] + 0.5 * rng.standard_normal((40, 64)) * rng.uniform(0.5, 1.5, (40, 1))
     coords = tsne_coordinates(vectors, dims=dims)
-    assert coords.shape == (30, dims)
-    means = np.stack([coords[labels == c].mean(axis=0) for c in (0, 1)])
-    nearest = np.linalg.norm(coords[:, None, :] - means[None], axis=-1).argmin(axis=1)
-    np.testing.assert_array_equal(nearest, labels)
+    assert coords.shape == (40, dims)
+    assert trustworthiness(vectors, coords, n_neighbors=5) > 0.97
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, MIN_TSNE_POINTS - 1])
@@ -84,6 +84,8 @@ def test_tiny_inputs_are_laid_out_exactly(n, dims):
     if n <= dims + 1:  # n points span at most n - 1 dimensions, so nothing is lost
         np.testing.assert_allclose(_pairwise(coords), _pairwise(vectors), atol=1e-9)
     np.testing.assert_array_equal(coords, tsne_coordinates(vectors, dims=dims))
+    if n:  # fixed sign convention: each axis's largest-magnitude coordinate is not negative
+        assert (coords[np.abs(coords).argmax(axis=0), np.arange(dims)] >= 0).all()
 
 
 def test_single_point_sits_at_origin():
