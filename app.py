@@ -8,15 +8,15 @@ import streamlit as st
 
 from dashboard import sidebar, urlstate
 
-st.set_page_config(page_title="embspace", page_icon="🔤", layout="wide")
+st.set_page_config(page_title="embspace", page_icon=":material/abc:", layout="wide")
 
 # url_path = the file's stem: Streamlit's legacy pages/ mode (a fresh server's first run) agrees.
 PAGES = [
-    st.Page("pages/about.py", title="Start", icon="🏠", url_path="about", default=True),
-    st.Page("pages/neurons.py", title="FFN neurons", icon="🧠", url_path="neurons"),
-    st.Page("pages/vo.py", title="Heads: W_VO", icon="✍️", url_path="vo"),
-    st.Page("pages/qk.py", title="Heads: W_QK", icon="🔎", url_path="qk"),
-    st.Page("pages/overview.py", title="Copying scores", icon="🗺️", url_path="overview"),
+    st.Page("pages/about.py", title="Start", icon=":material/home:", url_path="about", default=True),
+    st.Page("pages/neurons.py", title="FFN neurons", icon=":material/hub:", url_path="neurons"),
+    st.Page("pages/vo.py", title="Heads: W_VO", icon=":material/edit_note:", url_path="vo"),
+    st.Page("pages/qk.py", title="Heads: W_QK", icon=":material/manage_search:", url_path="qk"),
+    st.Page("pages/overview.py", title="Copying scores", icon=":material/grid_on:", url_path="overview"),
 ]
 page = st.navigation(PAGES)
 

@@ -67,7 +67,7 @@ def head_page(kind: str) -> None:
 
     layer, head = pickers.layer_and_unit(model, "head", model.shape.n_heads)
     plot = pickers.scatter_options(
-        "Pairs in the plot", DEFAULT_PAIRS_PLOTTED, "The row and column tokens of this many top pairs are placed."
+        "pairs", "Pairs in the plot", DEFAULT_PAIRS_PLOTTED, "The row and column tokens of this many top pairs are placed."
     )
     pairs = cache.head_pairs(
         controls.model_key, controls.filter_key, kind, layer, head, max(controls.k, plot.points), controls
@@ -84,8 +84,8 @@ def head_page(kind: str) -> None:
         )
         st.subheader(f"Top {min(controls.k, len(pairs))} pairs")
         st.caption(f"Row: {spec.rows}. Column: {spec.columns}. Score: the entry of {spec.matrix.split(' =')[0]}.")
-        shown = pairs.head(controls.k).rename(columns={"row_token": spec.rows, "col_token": spec.columns})
-        render.table(shown, stem)
+        shown = {"rank": "rank", "row_token": spec.rows, "col_token": spec.columns, "score": "score"}
+        render.table(pairs.head(controls.k), stem, shown=shown)
     with plot_column:
         if len(pairs) == 0:
             st.info("No pair passes the filters.")

@@ -21,7 +21,7 @@ MAX_POINTS = 300  # t-SNE beyond this takes many seconds on a small server
 class ScatterOptions:
     """How to draw the t-SNE scatter."""
 
-    points: int  # tokens (neurons) or pairs (heads) to place
+    points: int  # tokens (neurons) or pairs (heads) whose tokens are placed
     dims: int  # 3 or 2
     normalize: bool  # unit-length embedding rows first (cosine neighbourhoods)
     labels: bool  # write each token next to its point
@@ -41,7 +41,8 @@ def layer_and_unit(model: EmbeddingSpaceModel, unit: str, count: int) -> tuple[i
     layer = layer_column.number_input(f"Layer (0–{n_layers - 1})", min_value=0, max_value=n_layers - 1, key="layer")
     index = unit_column.number_input(f"{unit.capitalize()} (0–{count - 1})", min_value=0, max_value=count - 1, key=unit)
     button_column.button(
-        f"🎲 Random {unit}",
+        f"Random {unit}",
+        icon=":material/casino:",
         on_click=_randomise,
         args=(unit, n_layers, count),
         help=f"Jump to a random layer and {unit}.",
@@ -50,14 +51,14 @@ def layer_and_unit(model: EmbeddingSpaceModel, unit: str, count: int) -> tuple[i
     return int(layer), int(index)
 
 
-def scatter_options(points_label: str, default_points: int, points_help: str) -> ScatterOptions:
-    """A row of t-SNE settings: how many points, 3D/2D, normalised embeddings, labels."""
-    urlstate.url_param("points", default_points, min_value=2, max_value=MAX_POINTS)
+def scatter_options(key: str, label: str, default: int, help: str) -> ScatterOptions:
+    """A row of t-SNE settings: how many tokens or pairs (`key`), 3D/2D, normalised embeddings, labels."""
+    urlstate.url_param(key, default, min_value=2, max_value=MAX_POINTS)
     urlstate.url_param("dims", 3, options=(3, 2))
     urlstate.url_param("normalize", False)
     urlstate.url_param("labels", False)
     points_column, dims_column, normalize_column, labels_column = st.columns(4, vertical_alignment="bottom")
-    points = points_column.number_input(points_label, min_value=2, max_value=MAX_POINTS, step=10, key="points", help=points_help)
+    points = points_column.number_input(label, min_value=2, max_value=MAX_POINTS, step=10, key=key, help=help)
     dims = dims_column.radio("Plot", (3, 2), key="dims", format_func=lambda d: f"{d}D", horizontal=True)
     normalize = normalize_column.toggle(
         "Normalised embeddings", key="normalize", help="Scale every embedding row to length 1 first: neighbours by angle (cosine)."

@@ -19,23 +19,36 @@ SCORE_FORMAT = "%.4f"
 
 def downloads(stem: str, csv: str, json_text: str) -> None:
     """CSV and JSON download buttons side by side (clicking them does not rerun the page)."""
-    csv_column, json_column, _ = st.columns([1, 1, 4])
-    csv_column.download_button(
-        "⬇ CSV", data=csv, file_name=f"{stem}.csv", mime="text/csv", key=f"{stem}-csv", on_click="ignore"
+    row = st.container(horizontal=True)
+    row.download_button(
+        "CSV",
+        data=csv,
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        key=f"{stem}-csv",
+        on_click="ignore",
+        icon=":material/download:",
     )
-    json_column.download_button(
-        "⬇ JSON", data=json_text, file_name=f"{stem}.json", mime="application/json", key=f"{stem}-json", on_click="ignore"
+    row.download_button(
+        "JSON",
+        data=json_text,
+        file_name=f"{stem}.json",
+        mime="application/json",
+        key=f"{stem}-json",
+        on_click="ignore",
+        icon=":material/download:",
     )
 
 
-def table(frame: pd.DataFrame, stem: str, *, height: int | str = "auto") -> None:
-    """A table with its downloads; `score` columns get a fixed number of decimals."""
+def table(frame: pd.DataFrame, stem: str, *, shown: Mapping[str, str] | None = None) -> None:
+    """A table with its CSV/JSON downloads (all columns); `shown` picks the columns on screen, {column: header}."""
+    on_screen = frame if shown is None else frame[list(shown)].rename(columns=shown)
     config = {
         column: st.column_config.NumberColumn(column, format=SCORE_FORMAT)
-        for column in frame.columns
+        for column in on_screen.columns
         if "score" in str(column)
     }
-    st.dataframe(frame, hide_index=True, column_config=config, height=height)
+    st.dataframe(on_screen, hide_index=True, column_config=config)
     downloads(stem, frame.to_csv(index=False), frame.to_json(orient="records", force_ascii=False, indent=1))
 
 
@@ -67,7 +80,8 @@ def figure(fig: go.Figure, stem: str, *, key: str) -> None:
 def html_download(fig: go.Figure, stem: str) -> None:
     """Download button for a standalone HTML page of `fig` (built only when clicked: it is ~5 MB)."""
     st.download_button(
-        "⬇ Plot as HTML",
+        "Plot as HTML",
+        icon=":material/download:",
         data=lambda: figure_html(fig),
         file_name=f"{stem}.html",
         mime="text/html",
@@ -128,20 +142,23 @@ def copying_heatmap(scores: np.ndarray) -> go.Figure:
         hovermode="closest",
         hoverdistance=-1,
         clickmode="event+select",
-        xaxis=dict(title="head", dtick=1, showgrid=False, zeroline=False),
-        yaxis=dict(title="layer", dtick=1, autorange="reversed", showgrid=False, zeroline=False),
+        xaxis=dict(title="head", tickmode="array", tickvals=list(range(n_heads)), showgrid=False, zeroline=False),
+        yaxis=dict(
+            title="layer", tickmode="array", tickvals=list(range(n_layers)), autorange="reversed", showgrid=False, zeroline=False
+        ),
         plot_bgcolor="white",
     )
     return fig
 
 
 def clicked_cell(event) -> tuple[int, int] | None:
-    """(layer, head) of the heatmap cell a plotly selection event points at, else None."""
-    points = (event or {}).get("selection", {}).get("points", []) if event is not None else []
+    """(layer, head) of the heatmap cell a plotly selection event points at, else None.
+
+    The overlay point of a cell sits at x = head, y = layer (its customdata repeats them; the
+    browser sends customdata as {"0": layer, "1": head, ...}, so x and y are read).
+    """
+    points = event["selection"]["points"] if event is not None else []
     for point in points:
-        custom = point.get("customdata")
-        if custom is not None and len(custom) >= 2:
-            return int(custom[0]), int(custom[1])
         if point.get("x") is not None and point.get("y") is not None:
             return int(round(point["y"])), int(round(point["x"]))
     return None

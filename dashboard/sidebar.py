@@ -18,7 +18,7 @@ import streamlit as st
 from dashboard import cache, urlstate
 from embspace.adapters import UnsupportedArchitecture
 from embspace.checkpoint import CheckpointError
-from embspace.corpus import corpus_fields, infer_format
+from embspace.corpus import corpus_fields, infer_format, iter_corpus_texts
 from embspace.errors import EmbspaceError
 from embspace.filters import ALPHABETS, PairFilter, VocabFilter
 from embspace.model import EMBEDDING_CHOICES, EmbeddingSpaceModel, ModelInfo
@@ -168,7 +168,7 @@ def open_chosen_model(choice: ModelChoice) -> EmbeddingSpaceModel | None:
             first_line = (str(err).strip().splitlines() or [""])[0]
             message = f"{type(err).__name__}: {first_line}"
         st.session_state[_FAILED] = (choice, message)
-    st.error(f"Could not open **{choice.source}**: {message}", icon="🚫")
+    st.error(f"Could not open **{choice.source}**: {message}", icon=":material/error:")
     st.button("Try again", on_click=st.session_state.pop, args=(_FAILED, None))
     return None
 
@@ -254,11 +254,12 @@ def corpus_filter(model: EmbeddingSpaceModel, choice: ModelChoice) -> frozenset[
         if upload is None:
             return None
         try:
-            fields = corpus_fields(upload.data, fmt=infer_format(upload.name))
+            fmt = infer_format(upload.name)
+            fields = corpus_fields(upload.data, fmt=fmt)
             field = None
             if fields:
                 if st.session_state.get("corpus_field") not in fields:
-                    st.session_state["corpus_field"] = "text" if "text" in fields else fields[0]
+                    st.session_state["corpus_field"] = _text_field(upload.data, fmt, fields)
                 field = st.selectbox("Text field / column", fields, key="corpus_field", persist_state="session")
             top_n = st.number_input(
                 "Only the N most common tokens (0: all)", min_value=0, step=100, key="corpus_top_n", persist_state="session"
@@ -269,6 +270,17 @@ def corpus_filter(model: EmbeddingSpaceModel, choice: ModelChoice) -> frozenset[
             return None
         st.caption(f"{upload.name}: {len(ids):,} distinct tokens.")
         return ids
+
+
+def _text_field(data: bytes, fmt: str, fields: list[str]) -> str:
+    """The field to start with: "text" if there is one, else the first whose first value is text."""
+    for field in sorted(fields, key=lambda name: name != "text"):
+        try:
+            next(iter_corpus_texts(data, fmt=fmt, field=field), None)
+        except EmbspaceError:
+            continue
+        return field
+    return fields[0]
 
 
 def model_card_markdown(info: ModelInfo) -> str:

@@ -49,8 +49,9 @@ def url_param(
         raw = st.query_params.get(key)
         value = default if raw is None else parse_value(raw, default)
     value = _valid(value, default, options, min_value, max_value)
-    if key not in st.session_state or st.session_state[key] != value:
-        st.session_state[key] = value
+    # Assigned on every run, even when unchanged: a widget with the same key on another page has
+    # another widget id, and only an explicit assignment carries the value over to it.
+    st.session_state[key] = value
     return value
 
 

@@ -83,7 +83,6 @@ def tsne_coordinates(
     """t-SNE layout of `vectors` [n, d] -> float64 [n, dims], deterministic for a given seed.
 
     The layout starts from the PCA projection, so the seed only matters when d < dims (random start).
-
     normalize=True scales every row to unit length first, so the layout reflects cosine rather
     than Euclidean neighbourhoods. perplexity=None picks `default_perplexity(n)`; any value is
     clipped below n. With fewer than MIN_TSNE_POINTS points (or all points equal) the layout is

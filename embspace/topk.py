@@ -12,15 +12,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from embspace.errors import EmbspaceError
+
 PairPredicate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """exclude(row_ids int64 [n], col_ids int64 [n]) -> bool [n], True = drop the pair."""
 
 TILE_ROWS = 256  # default row block; a tile is TILE_ROWS x TILE_COLS float32 (2 MiB, cache sized)
 TILE_COLS = 2048
 MAX_TILE_ENTRIES = 2**24  # 64 MiB of float32, whatever block_rows asks for
-_CANDIDATE_CAP = 16_384  # candidates pulled out of one tile per round
+_CANDIDATE_CAP = 3  # candidates pulled out of one tile per round
 _CHUNK_VALUES = 2**22  # float64 values per chunk in the O(V r) passes (32 MiB)
 _U32 = 2.0**-24  # float32 unit roundoff
+
+
+class PairSearchError(EmbspaceError, ValueError):
+    """Arguments to `top_pairs` that cannot be used (shapes, masks, k, non-finite weights)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +79,8 @@ def top_pairs(
     Within a tile only entries above the threshold (minus a float32 rounding margin) are scored
     exactly, so the result equals sorting every eligible entry.
     """
+    if block_rows is not None and (isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1):
+        raise PairSearchError(f"block_rows must be a positive integer or None, not {block_rows!r}.")
     problem = _prepare(left, right, k, row_mask, col_mask, same_groups, exclude, negative)
     best = _RunningTopK(problem)
     if problem.k == 0 or len(problem.rows) == 0 or len(problem.cols) == 0:
@@ -134,9 +142,9 @@ def _prepare(left, right, k, row_mask, col_mask, same_groups, exclude, negative)
     left = _as_float32_matrix(left, "left")
     right = _as_float32_matrix(right, "right")
     if left.shape[1] != right.shape[0]:
-        raise ValueError(f"left is [n_rows, r] and right [r, n_cols]; got {tuple(left.shape)} and {tuple(right.shape)}.")
+        raise PairSearchError(f"left is [n_rows, r] and right [r, n_cols]; got {tuple(left.shape)} and {tuple(right.shape)}.")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise ValueError(f"k must be a non-negative integer, not {k!r}.")
+        raise PairSearchError(f"k must be a non-negative integer, not {k!r}.")
     n_rows, n_cols = left.shape[0], right.shape[1]
     if left.shape[1] == 0:  # rank 0: every entry is 0; one zero column keeps the code paths uniform
         left, right = np.zeros((n_rows, 1), np.float32), np.zeros((1, n_cols), np.float32)
@@ -144,7 +152,7 @@ def _prepare(left, right, k, row_mask, col_mask, same_groups, exclude, negative)
     if same_groups is not None:
         groups = np.asarray(same_groups).astype(np.int64, copy=False)
         if groups.shape != (n_rows,) or n_rows != n_cols:
-            raise ValueError(
+            raise PairSearchError(
                 f"same_groups must be one group id per token, shape ({n_rows},), with a square matrix; "
                 f"got {groups.shape} for a {n_rows} x {n_cols} matrix."
             )
@@ -163,9 +171,9 @@ def _prepare(left, right, k, row_mask, col_mask, same_groups, exclude, negative)
 def _as_float32_matrix(x, name: str) -> np.ndarray:
     tensor = torch.as_tensor(x).detach().to(device="cpu", dtype=torch.float32)
     if tensor.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D matrix, got shape {tuple(tensor.shape)}.")
+        raise PairSearchError(f"{name} must be a 2-D matrix, got shape {tuple(tensor.shape)}.")
     if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name} contains NaN or inf; clean the weights before ranking pairs.")
+        raise PairSearchError(f"{name} contains NaN or inf; clean the weights before ranking pairs.")
     return tensor.contiguous().numpy()
 
 
@@ -176,14 +184,14 @@ def _eligible(mask, n: int, name: str) -> np.ndarray:
         mask = mask.detach().cpu().numpy()
     mask = np.asarray(mask)
     if mask.dtype != np.bool_ or mask.shape != (n,):
-        raise ValueError(f"{name} must be a bool array of shape ({n},), got {mask.dtype} {mask.shape}.")
+        raise PairSearchError(f"{name} must be a bool array of shape ({n},), got {mask.dtype} {mask.shape}.")
     return np.flatnonzero(mask).astype(np.int64)
 
 
 def _call_exclude(exclude: PairPredicate, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     drop = np.asarray(exclude(rows, cols))
     if drop.shape != rows.shape:
-        raise ValueError(f"exclude must return one bool per pair, shape {rows.shape}; got {drop.shape}.")
+        raise PairSearchError(f"exclude must return one bool per pair, shape {rows.shape}; got {drop.shape}.")
     return drop.astype(bool, copy=False)
 
 
@@ -354,7 +362,7 @@ def _scan(problem: _Problem, best: _RunningTopK, block_rows: int | None) -> dict
     plain_b = np.sqrt(np.einsum("ij,ij->j", b_sorted.numpy(), b_sorted.numpy(), dtype=np.float64))
 
     n_a, n_b, rank = len(row_ids), len(col_ids), a.shape[1]
-    tile_rows = max(1, min(block_rows or TILE_ROWS, MAX_TILE_ENTRIES))
+    tile_rows = min(int(block_rows or TILE_ROWS), MAX_TILE_ENTRIES)
     tile_cols = max(1, min(TILE_COLS, MAX_TILE_ENTRIES // tile_rows))
     row_starts = np.arange(0, n_a, tile_rows)
     col_starts = np.arange(0, n_b, tile_cols)

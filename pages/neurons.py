@@ -31,7 +31,9 @@ with st.expander("How to read this page", expanded=False):
 
 layer, neuron = pickers.layer_and_unit(model, "neuron", model.shape.d_ff)
 vector = pickers.vector_choice(vectors)
-plot = pickers.scatter_options("Tokens in the plot", DEFAULT_TOKENS_PLOTTED, "The top tokens of the chosen vector placed by t-SNE.")
+plot = pickers.scatter_options(
+    "points", "Tokens in the plot", DEFAULT_TOKENS_PLOTTED, "This many top tokens of the chosen vector are placed."
+)
 
 tables = cache.neuron_tables(
     controls.model_key, controls.filter_key, layer, neuron, max(controls.k, plot.points), controls

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random models of every architecture, and the bundled MiniLM."""
+"""Shared fixtures: tiny random models of every architecture, the bundled MiniLM, and (from tests/browser.py)
+a `streamlit run` server with a headless Chromium."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from browser import app_page, app_server, chromium  # noqa: F401  (real-browser fixtures, tests/browser.py)
 from tiny_models import make_tiny_model
 
 

@@ -185,8 +185,8 @@ def test_wordpiece_continuation_and_polish(wordpiece):
     whole = token_id(tokenizer, "Świętokrzyskie")
     assert (vocab.text[whole], bool(vocab.starts_word[whole]), vocab.display(whole)) == (
         "Świętokrzyskie", True, "Świętokrzyskie")
-    piece = token_id(tokenizer, "##ślą")
-    assert (vocab.text[piece], bool(vocab.starts_word[piece]), vocab.display(piece)) == ("ślą", False, "##ślą")
+    piece = token_id(tokenizer, "##ażółć")
+    assert (vocab.text[piece], bool(vocab.starts_word[piece]), vocab.display(piece)) == ("ażółć", False, "##ażółć")
     assert vocab.normalized[whole] == "świętokrzyskie"
 
 

@@ -38,15 +38,33 @@ def byte_level_tokenizer(vocab_size: int = 420) -> PreTrainedTokenizerFast:
 
 
 def wordpiece_tokenizer(vocab_size: int = 300) -> PreTrainedTokenizerFast:
-    """BERT style WordPiece ("##" = continuation), cased."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    """BERT style WordPiece ("##" = continuation), cased, the same vocabulary on every run.
+
+    tokenizers' WordPieceTrainer breaks ties differently from run to run, so the pieces are learned
+    by the (deterministic) BPE trainer on "▁"-marked words and rewritten: "▁kot" -> "kot",
+    "ota" -> "##ota"; every character is there both bare and as "##c".
+    """
+    learner = Tokenizer(models.BPE())
+    learner.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.BertPreTokenizer(), pre_tokenizers.Metaspace(prepend_scheme="always")]
+    )
+    learner.train_from_iterator(POLISH_ENGLISH_TEXT, trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False))
+    vocab: dict[str, int] = {}
+    for token in [*WORDPIECE_SPECIALS, *json.loads(learner.to_str())["model"]["vocab"]]:
+        if token in WORDPIECE_SPECIALS or (token.startswith("▁") and len(token) > 1):
+            pieces = [token.removeprefix("▁")]
+        elif len(token) == 1 and token != "▁":
+            pieces = [token, "##" + token]
+        else:
+            pieces = ["##" + token] if token != "▁" else []
+        for piece in pieces:
+            vocab.setdefault(piece, len(vocab))
+
+    tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=WORDPIECE_SPECIALS, show_progress=False
-    )
-    tokenizer.train_from_iterator(POLISH_ENGLISH_TEXT, trainer=trainer)
+    tokenizer.add_special_tokens(WORDPIECE_SPECIALS)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]",
