@@ -22,6 +22,7 @@ page = st.navigation(PAGES)
 
 urlstate.begin_run()
 if sidebar.draw() is not None:  # None: the model could not be opened, and the sidebar said why
+    urlstate.publish(keep_undeclared=True)  # the sidebar's part of the address, before the page's slow work
     page.run()
 urlstate.publish()
 sidebar.release()

@@ -72,7 +72,13 @@ def _embedding_gram(model_key: ModelKey, _model: EmbeddingSpaceModel) -> torch.T
 
 @st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
 def corpus_ids(
-    model_key: ModelKey, digest: str, field: str | None, top_n: int | None, _model: EmbeddingSpaceModel, _data: bytes, _name: str
+    model_key: ModelKey,
+    digest: str,
+    field: str | None,
+    top_n: int | None,
+    _model: EmbeddingSpaceModel,
+    _data: bytes,
+    _name: str,
 ) -> frozenset[int]:
     """Token ids of an uploaded corpus (keyed on the sha256 `digest` of its bytes), with progress."""
     texts = list(iter_corpus_texts(_data, fmt=infer_format(_name), field=field))
@@ -81,15 +87,19 @@ def corpus_ids(
         counts = count_corpus_tokens(
             _model.tokenizer,
             texts,
-            progress=lambda done, total: update(done / max(total or 1, 1), f"Tokenising {_name}: {done:,} of {total or 0:,} texts"),
+            progress=lambda done, total: update(
+                done / max(total or 1, 1), f"Tokenising {_name}: {done:,} of {total or 0:,} texts"
+            ),
         )
     finally:
         bar.empty()
     return corpus_token_ids(counts, top_n=top_n)
 
 
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
-def neuron_tables(model_key: ModelKey, filter_key: str, layer: int, neuron: int, k: int, _controls: Controls) -> dict[str, pd.DataFrame]:
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Projecting the neuron's vectors on E …")
+def neuron_tables(
+    model_key: ModelKey, filter_key: str, layer: int, neuron: int, k: int, _controls: Controls
+) -> dict[str, pd.DataFrame]:
     """{"K": frame, "V": ..., "-K", "-V" (and "U", "-U")}: each frame has rank, token, score, token_id."""
     tables = neuron_top_tokens(_controls.model, layer, neuron, k, _controls.vocab_filter, _controls.negative)
     return {
@@ -105,8 +115,10 @@ def neuron_tables(model_key: ModelKey, filter_key: str, layer: int, neuron: int,
     }
 
 
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
-def head_pairs(model_key: ModelKey, filter_key: str, kind: str, layer: int, head: int, k: int, _controls: Controls) -> pd.DataFrame:
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Finding the head's top token pairs …")
+def head_pairs(
+    model_key: ModelKey, filter_key: str, kind: str, layer: int, head: int, k: int, _controls: Controls
+) -> pd.DataFrame:
     """Top pairs of a head's W_VO or W_QK: rank, row_token, col_token, score, row_id, col_id."""
     table = head_top_pairs(
         _controls.model, kind, layer, head, k, _controls.vocab_filter, _controls.pair_filter, _controls.negative
@@ -123,7 +135,7 @@ def head_pairs(model_key: ModelKey, filter_key: str, kind: str, layer: int, head
     )
 
 
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Computing the copying score …")
 def head_copying_score(model_key: ModelKey, layer: int, head: int, _model: EmbeddingSpaceModel) -> float:
     """Copying score of one head, in [-1, 1]."""
     return copying_score(_model, layer, head, _embedding_gram(model_key, _model))
@@ -141,7 +153,7 @@ def copying_score_grid(model_key: ModelKey, _model: EmbeddingSpaceModel) -> np.n
         bar.empty()
 
 
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Placing the tokens with t-SNE …")
 def tsne_frame(
     model_key: ModelKey,
     token_ids: tuple[int, ...],

@@ -67,7 +67,10 @@ def head_page(kind: str) -> None:
 
     layer, head = pickers.layer_and_unit(model, "head", model.shape.n_heads)
     plot = pickers.scatter_options(
-        "pairs", "Pairs in the plot", DEFAULT_PAIRS_PLOTTED, "The row and column tokens of this many top pairs are placed."
+        "pairs",
+        "Pairs in the plot",
+        DEFAULT_PAIRS_PLOTTED,
+        "The row and column tokens of this many top pairs are placed.",
     )
     pairs = cache.head_pairs(
         controls.model_key, controls.filter_key, kind, layer, head, max(controls.k, plot.points), controls
@@ -75,7 +78,7 @@ def head_page(kind: str) -> None:
     score = cache.head_copying_score(controls.model_key, layer, head, model)
 
     stem = f"{kind}-layer{layer}-head{head}"
-    table_column, plot_column = st.columns([2, 3])
+    table_column, plot_column = st.columns([1, 1])
     with table_column:
         st.metric(
             "Copying score",
@@ -113,7 +116,10 @@ def head_page(kind: str) -> None:
 def pair_tokens(pairs: pd.DataFrame) -> pd.DataFrame:
     """Distinct row tokens and distinct column tokens of `pairs` (best first), each with its best pair's score."""
     parts = []
-    for group, id_column, token_column in (("row token", "row_id", "row_token"), ("column token", "col_id", "col_token")):
+    for group, id_column, token_column in (
+        ("row token", "row_id", "row_token"),
+        ("column token", "col_id", "col_token"),
+    ):
         part = pairs.drop_duplicates(id_column)[[id_column, token_column, "score"]]
         parts.append(part.set_axis(["token_id", "token", "score"], axis=1).assign(group=group))
     return pd.concat(parts, ignore_index=True)

@@ -52,7 +52,7 @@ def layer_and_unit(model: EmbeddingSpaceModel, unit: str, count: int) -> tuple[i
 
 
 def scatter_options(key: str, label: str, default: int, help: str) -> ScatterOptions:
-    """A row of t-SNE settings: how many tokens or pairs (`key`), 3D/2D, normalised embeddings, labels."""
+    """A row of t-SNE settings: how many top tokens ("points") or pairs ("pairs"), 3D/2D, normalised embeddings, labels."""
     urlstate.url_param(key, default, min_value=2, max_value=MAX_POINTS)
     urlstate.url_param("dims", 3, options=(3, 2))
     urlstate.url_param("normalize", False)
@@ -61,7 +61,9 @@ def scatter_options(key: str, label: str, default: int, help: str) -> ScatterOpt
     points = points_column.number_input(label, min_value=2, max_value=MAX_POINTS, step=10, key=key, help=help)
     dims = dims_column.radio("Plot", (3, 2), key="dims", format_func=lambda d: f"{d}D", horizontal=True)
     normalize = normalize_column.toggle(
-        "Normalised embeddings", key="normalize", help="Scale every embedding row to length 1 first: neighbours by angle (cosine)."
+        "Normalised embeddings",
+        key="normalize",
+        help="Scale every embedding row to length 1 first: neighbours by angle (cosine).",
     )
     labels = labels_column.toggle("Labels on points", key="labels")
     return ScatterOptions(int(points), int(dims), bool(normalize), bool(labels))
@@ -70,4 +72,6 @@ def scatter_options(key: str, label: str, default: int, help: str) -> ScatterOpt
 def vector_choice(names: Sequence[str]) -> str:
     """Which of the neuron's vectors (K, V, -K, -V, ...) the scatter shows."""
     urlstate.url_param("vector", names[0], options=names)
-    return st.radio("Vector in the plot", names, key="vector", horizontal=True, help="Whose top tokens the t-SNE places.")
+    return st.radio(
+        "Vector in the plot", names, key="vector", horizontal=True, help="Whose top tokens the t-SNE places."
+    )

@@ -15,6 +15,13 @@ from embspace.scatter import figure_html, scatter_figure
 
 PLOT_CONFIG = {"displaylogo": False}
 SCORE_FORMAT = "%.4f"
+ROW_HEIGHT = 36  # px; set explicitly so the table's frame can be sized to its rows
+VISIBLE_ROWS = 30  # a longer table scrolls inside its frame
+
+
+def _frame_height(rows: int) -> int:
+    """Height that shows the header and up to VISIBLE_ROWS rows without scrolling."""
+    return (min(max(rows, 1), VISIBLE_ROWS) + 1) * ROW_HEIGHT + 3
 
 
 def downloads(stem: str, csv: str, json_text: str) -> None:
@@ -48,7 +55,9 @@ def table(frame: pd.DataFrame, stem: str, *, shown: Mapping[str, str] | None = N
         for column in on_screen.columns
         if "score" in str(column)
     }
-    st.dataframe(on_screen, hide_index=True, column_config=config)
+    st.dataframe(
+        on_screen, hide_index=True, column_config=config, row_height=ROW_HEIGHT, height=_frame_height(len(on_screen))
+    )
     downloads(stem, frame.to_csv(index=False), frame.to_json(orient="records", force_ascii=False, indent=1))
 
 
@@ -65,7 +74,7 @@ def neuron_table(tables: Mapping[str, pd.DataFrame], k: int, stem: str) -> pd.Da
         for column in wide.columns
         if column.endswith("score")
     }
-    st.dataframe(wide, hide_index=True, column_config=config, height=min(38 + 35 * len(wide), 740))
+    st.dataframe(wide, hide_index=True, column_config=config, row_height=ROW_HEIGHT, height=_frame_height(len(wide)))
     nested = {name: frame.head(k).to_dict(orient="records") for name, frame in tables.items()}
     downloads(stem, wide.to_csv(index=False), json.dumps(nested, ensure_ascii=False, indent=1))
     return wide
@@ -137,18 +146,27 @@ def copying_heatmap(scores: np.ndarray) -> go.Figure:
     )
     fig.update_layout(
         height=max(360, 60 * n_layers + 120),
-        margin=dict(l=10, r=10, t=30, b=10),
+        margin=dict(l=80, r=20, t=20, b=80),
         font=dict(size=16),
         hovermode="closest",
         hoverdistance=-1,
         clickmode="event+select",
-        xaxis=dict(title="head", tickmode="array", tickvals=list(range(n_heads)), showgrid=False, zeroline=False),
-        yaxis=dict(
-            title="layer", tickmode="array", tickvals=list(range(n_layers)), autorange="reversed", showgrid=False, zeroline=False
-        ),
+        xaxis=dict(title="head", **_integer_ticks(n_heads)),
+        yaxis=dict(title="layer", autorange="reversed", **_integer_ticks(n_layers)),
         plot_bgcolor="white",
     )
     return fig
+
+
+def _integer_ticks(count: int) -> dict:
+    return dict(
+        tickmode="array",
+        tickvals=list(range(count)),
+        ticktext=[str(i) for i in range(count)],
+        ticks="",
+        showgrid=False,
+        zeroline=False,
+    )
 
 
 def clicked_cell(event) -> tuple[int, int] | None:

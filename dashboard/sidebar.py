@@ -187,14 +187,22 @@ def token_controls(model: EmbeddingSpaceModel, choice: ModelChoice) -> Controls:
     urlstate.url_param("ascii", False)
     only_ascii = sidebar.checkbox("ASCII only", key="ascii")
     urlstate.url_param("alnum", False)
-    only_alnum = sidebar.checkbox("Letters and digits only", key="alnum", help="Tokens made only of the alphabet's letters and digits.")
+    only_alnum = sidebar.checkbox(
+        "Letters and digits only", key="alnum", help="Tokens made only of the alphabet's letters and digits."
+    )
     urlstate.url_param("alphabet", "latin", options=sorted(ALPHABETS))
     alphabet = sidebar.selectbox("Alphabet", sorted(ALPHABETS), key="alphabet", disabled=not only_alnum)
     urlstate.url_param("special", False)
-    keep_special = sidebar.checkbox("Keep special tokens", key="special", help="[CLS], <|endoftext|>, [unused5], padding rows.")
+    keep_special = sidebar.checkbox(
+        "Keep special tokens", key="special", help="[CLS], <|endoftext|>, [unused5], padding rows."
+    )
     sidebar.caption("Token pairs (W_VO, W_QK):")
     urlstate.url_param("same", False)
-    exclude_same = sidebar.checkbox("Exclude identical pairs", key="same", help="Drop pairs of the same token up to case and word marker (kot / Kot / ##kot).")
+    exclude_same = sidebar.checkbox(
+        "Exclude identical pairs",
+        key="same",
+        help="Drop pairs of the same token up to case and word marker (kot / Kot / ##kot).",
+    )
     urlstate.url_param("fuzzy", False)
     exclude_fuzzy = sidebar.checkbox(
         "Exclude near-identical pairs",
@@ -214,7 +222,9 @@ def token_controls(model: EmbeddingSpaceModel, choice: ModelChoice) -> Controls:
     sidebar.metric("Tokens kept by the filters", f"{kept:,} of {model.shape.vocab_size:,}")
     if kept == 0:
         sidebar.warning("No token passes these filters: loosen them to see any table.")
-    sidebar.caption("Every setting above, except a corpus upload, is in the page address: copy the URL to share this view.")
+    sidebar.caption(
+        "Every setting above, except a corpus upload, is in the page address: copy the URL to share this view."
+    )
     controls = Controls(
         model=model,
         model_key=choice.key,
@@ -262,9 +272,15 @@ def corpus_filter(model: EmbeddingSpaceModel, choice: ModelChoice) -> frozenset[
                     st.session_state["corpus_field"] = _text_field(upload.data, fmt, fields)
                 field = st.selectbox("Text field / column", fields, key="corpus_field", persist_state="session")
             top_n = st.number_input(
-                "Only the N most common tokens (0: all)", min_value=0, step=100, key="corpus_top_n", persist_state="session"
+                "Only the N most common tokens (0: all)",
+                min_value=0,
+                step=100,
+                key="corpus_top_n",
+                persist_state="session",
             )
-            ids = cache.corpus_ids(choice.key, upload.digest, field, int(top_n) or None, model, upload.data, upload.name)
+            ids = cache.corpus_ids(
+                choice.key, upload.digest, field, int(top_n) or None, model, upload.data, upload.name
+            )
         except EmbspaceError as err:
             st.error(f"Corpus not used: {err}")
             return None

@@ -20,7 +20,7 @@ PairPredicate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 TILE_ROWS = 256  # default row block; a tile is TILE_ROWS x TILE_COLS float32 (2 MiB, cache sized)
 TILE_COLS = 2048
 MAX_TILE_ENTRIES = 2**24  # 64 MiB of float32, whatever block_rows asks for
-_CANDIDATE_CAP = 3  # candidates pulled out of one tile per round
+_CANDIDATE_CAP = 16_384  # candidates pulled out of one tile per round
 _CHUNK_VALUES = 2**22  # float64 values per chunk in the O(V r) passes (32 MiB)
 _U32 = 2.0**-24  # float32 unit roundoff
 
@@ -79,7 +79,9 @@ def top_pairs(
     Within a tile only entries above the threshold (minus a float32 rounding margin) are scored
     exactly, so the result equals sorting every eligible entry.
     """
-    if block_rows is not None and (isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1):
+    if block_rows is not None and (
+        isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1
+    ):
         raise PairSearchError(f"block_rows must be a positive integer or None, not {block_rows!r}.")
     problem = _prepare(left, right, k, row_mask, col_mask, same_groups, exclude, negative)
     best = _RunningTopK(problem)
@@ -142,7 +144,9 @@ def _prepare(left, right, k, row_mask, col_mask, same_groups, exclude, negative)
     left = _as_float32_matrix(left, "left")
     right = _as_float32_matrix(right, "right")
     if left.shape[1] != right.shape[0]:
-        raise PairSearchError(f"left is [n_rows, r] and right [r, n_cols]; got {tuple(left.shape)} and {tuple(right.shape)}.")
+        raise PairSearchError(
+            f"left is [n_rows, r] and right [r, n_cols]; got {tuple(left.shape)} and {tuple(right.shape)}."
+        )
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise PairSearchError(f"k must be a non-negative integer, not {k!r}.")
     n_rows, n_cols = left.shape[0], right.shape[1]
@@ -263,7 +267,9 @@ class _RunningTopK:
 
     def result(self, **counters: int) -> TopPairs:
         scores = self.keys if self.problem.sign > 0 else -self.keys
-        return TopPairs(self.rows.copy(), self.cols.copy(), scores.astype(np.float32), pairs_checked=self.pairs_checked, **counters)
+        return TopPairs(
+            self.rows.copy(), self.cols.copy(), scores.astype(np.float32), pairs_checked=self.pairs_checked, **counters
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,13 +286,14 @@ class _Bounds:
 
 
 def _gram(x: np.ndarray) -> np.ndarray:
-    """x^T x in float64, chunked: [r, r]."""
-    gram = np.zeros((x.shape[1], x.shape[1]))
+    """x^T x in float64, chunked: [r, r]. (torch, not numpy: numpy's own BLAS threads would
+    compete with torch's for the cores.)"""
+    gram = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
     step = max(1, _CHUNK_VALUES // x.shape[1])
     for start in range(0, len(x), step):
-        chunk = x[start : start + step].astype(np.float64)
+        chunk = torch.from_numpy(x[start : start + step]).double()
         gram += chunk.T @ chunk
-    return gram
+    return gram.numpy()
 
 
 def _norms(x: np.ndarray, transform: np.ndarray | None) -> np.ndarray:
@@ -294,10 +301,10 @@ def _norms(x: np.ndarray, transform: np.ndarray | None) -> np.ndarray:
     norms = np.empty(len(x))
     step = max(1, _CHUNK_VALUES // x.shape[1])
     for start in range(0, len(x), step):
-        chunk = x[start : start + step].astype(np.float64)
+        chunk = torch.from_numpy(x[start : start + step]).double()
         if transform is not None:
-            chunk = chunk @ transform
-        norms[start : start + step] = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
+            chunk = chunk @ torch.from_numpy(transform)
+        norms[start : start + step] = torch.linalg.vector_norm(chunk, dim=1).numpy()
     return norms
 
 
@@ -389,7 +396,7 @@ def _scan(problem: _Problem, best: _RunningTopK, block_rows: int | None) -> dict
         computed += 1
         entries += values.numel()
         margin = float(row_scale[i] * col_scale[j])
-        _harvest(values, row_ids[r0:r1], col_ids[c0:c1], margin, best)
+        _harvest(values.numpy(), row_ids[r0:r1], col_ids[c0:c1], margin, best)
     return {"tiles_total": tile_bound.size, "tiles_computed": computed, "entries_computed": entries}
 
 
@@ -397,40 +404,41 @@ def _count_at_least(descending: np.ndarray, threshold: float) -> int:
     return int(np.searchsorted(-descending, -threshold, side="right"))
 
 
-def _harvest(values: torch.Tensor, row_ids: np.ndarray, col_ids: np.ndarray, margin: float, best: _RunningTopK) -> None:
+def _harvest(values: np.ndarray, row_ids: np.ndarray, col_ids: np.ndarray, margin: float, best: _RunningTopK) -> None:
     """Offer every entry of one computed tile whose exact score could reach the running top k.
 
-    values: float32 [h, w] (overwritten: offered entries are set to -inf).
+    values: float32 [h, w], overwritten (offered entries become -inf). numpy, single-threaded, on
+    purpose: interleaving torch's parallel reductions with MKL's matmul threads stalls both.
     """
-    flat = values.view(-1)
+    flat = values.reshape(-1)
     width = values.shape[1]
-    remaining = flat.numel()
+    remaining = flat.size
     take = 2 * best.k + 1024
     while remaining:
         threshold = best.threshold
         if threshold == -np.inf:  # top k not filled yet: offer the tile's best entries, growing
             take = min(remaining, take)
-            picked = torch.topk(flat, take, sorted=False).indices
+            picked = np.argpartition(flat, flat.size - take)[flat.size - take :]
             flat[picked] = -np.inf
             remaining -= take
             take *= 2
-            picked = picked.numpy()
             best.offer(row_ids[picked // width], col_ids[picked % width])
             continue
-        cut = _float32_below(threshold - margin - 4 * _U32 * abs(threshold))
-        hot = torch.nonzero(values.amax(dim=1) >= cut).flatten()
+        cut = np.float32(_float32_below(threshold - margin - 4 * _U32 * abs(threshold)))
+        hot = np.flatnonzero(values.max(axis=1) >= cut)
         if len(hot) == 0:
             return
-        hits = torch.nonzero(values[hot] >= cut)  # [n, 2]: (index into hot, col)
-        hit_rows, hit_cols = hot[hits[:, 0]], hits[:, 1]
-        if len(hits) > _CANDIDATE_CAP:  # many: strongest first, so the threshold rises in between
-            strongest = torch.topk(values[hit_rows, hit_cols], _CANDIDATE_CAP, sorted=False).indices
+        hit_in_hot, hit_cols = np.nonzero(values[hot] >= cut)
+        hit_rows = hot[hit_in_hot]
+        if len(hit_rows) > _CANDIDATE_CAP:  # many: strongest first, so the threshold rises in between
+            hit_values = values[hit_rows, hit_cols]
+            strongest = np.argpartition(hit_values, len(hit_values) - _CANDIDATE_CAP)[-_CANDIDATE_CAP:]
             hit_rows, hit_cols = hit_rows[strongest], hit_cols[strongest]
             values[hit_rows, hit_cols] = -np.inf
             remaining -= _CANDIDATE_CAP
         else:
             remaining = 0
-        best.offer(row_ids[hit_rows.numpy()], col_ids[hit_cols.numpy()])
+        best.offer(row_ids[hit_rows], col_ids[hit_cols])
 
 
 def _float32_below(x: float) -> float:

@@ -14,10 +14,24 @@ st.markdown(
     "through the model: these views read the parameters alone."
 )
 st.subheader("Views")
-st.page_link("pages/neurons.py", label="**FFN neurons**: the tokens a neuron reacts to (K) and promotes (V)", icon=":material/hub:")
-st.page_link("pages/vo.py", label="**W_VO**: when a head attends to token a, which token b it writes", icon=":material/edit_note:")
-st.page_link("pages/qk.py", label="**W_QK**: which key tokens a query token attends to", icon=":material/manage_search:")
-st.page_link("pages/overview.py", label="**Copying scores**: every head at a glance; click one to open it", icon=":material/grid_on:")
+st.page_link(
+    "pages/neurons.py",
+    label="**FFN neurons**: the tokens a neuron reacts to (K) and promotes (V)",
+    icon=":material/hub:",
+)
+st.page_link(
+    "pages/vo.py",
+    label="**W_VO**: when a head attends to token a, which token b it writes",
+    icon=":material/edit_note:",
+)
+st.page_link(
+    "pages/qk.py", label="**W_QK**: which key tokens a query token attends to", icon=":material/manage_search:"
+)
+st.page_link(
+    "pages/overview.py",
+    label="**Copying scores**: every head at a glance; click one to open it",
+    icon=":material/grid_on:",
+)
 
 st.subheader("The opened model")
 st.markdown(sidebar.model_card_markdown(controls.model.info))

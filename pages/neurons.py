@@ -58,7 +58,9 @@ else:
         plot.normalize,
         model,
     )
-    render.scatter(frame, plot, f"Layer {layer}, neuron {neuron}: top {len(top)} tokens of {vector}·E", f"{stem}-{vector}-tsne")
+    render.scatter(
+        frame, plot, f"Layer {layer}, neuron {neuron}: top {len(top)} tokens of {vector}·E", f"{stem}-{vector}-tsne"
+    )
     st.caption(
         "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model embeds "
         "alike; colour is the token's score. Hover a point for its token and score."

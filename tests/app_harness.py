@@ -1,8 +1,9 @@
 """Helpers for the AppTest suites (tests/test_app_*.py): open the dashboard on a page, read what it shows.
 
-`app` fixture: a factory `app(page, **query_params) -> AppTest` that runs the dashboard on the
-bundled MiniLM, with Streamlit's caches cleared before and after the test. `downloads` fixture:
-records what every download button would hand out.
+Fixtures (a test module imports `app_fixture` etc.; tests ask for `app`): `app` is a factory
+`app(page, **query_params) -> AppTest` running the dashboard on the bundled MiniLM, with
+Streamlit's caches cleared before and after the test; `downloads` records what every download
+button hands out.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def clear_caches() -> None:
     st.cache_resource.clear()
 
 
-@pytest.fixture
-def fresh_server(monkeypatch):
+@pytest.fixture(name="fresh_server")
+def fresh_server_fixture(monkeypatch):
     """Empty caches, no hub access, the default weight budget."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("EMBSPACE_WEIGHT_BUDGET_GB", raising=False)
@@ -54,8 +55,8 @@ def fresh_server(monkeypatch):
     clear_caches()
 
 
-@pytest.fixture
-def app(fresh_server, monkeypatch) -> Callable[..., AppTest]:
+@pytest.fixture(name="app")
+def app_fixture(fresh_server, monkeypatch) -> Callable[..., AppTest]:
     """Factory: app(page="pages/vo.py", layer="3", ...) runs the dashboard on that page with those query params."""
     monkeypatch.setattr(app_test_module, "PagesManager", SteadyStatePagesManager)
 
@@ -69,8 +70,8 @@ def app(fresh_server, monkeypatch) -> Callable[..., AppTest]:
     return open_app
 
 
-@pytest.fixture
-def downloads(monkeypatch) -> dict[str, object]:
+@pytest.fixture(name="downloads")
+def downloads_fixture(monkeypatch) -> dict[str, object]:
     """{url or deferred id: data} of every download button rendered (deferred: the callable)."""
     handed_out: dict[str, object] = {}
     add, add_deferred = MediaFileManager.add, MediaFileManager.add_deferred

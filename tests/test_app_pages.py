@@ -7,12 +7,12 @@ import json
 
 import pandas as pd
 from app_harness import (
-    app,  # noqa: F401  (fixture)
+    app_fixture,  # noqa: F401  (fixture `app`)
     assert_clean,
     click_heatmap_cell,
     download_data,
-    downloads,  # noqa: F401  (fixture)
-    fresh_server,  # noqa: F401  (fixture)
+    downloads_fixture,  # noqa: F401  (fixture `downloads`)
+    fresh_server_fixture,  # noqa: F401  (fixture `fresh_server`)
     traces,
 )
 
@@ -130,7 +130,10 @@ def test_downloads_carry_the_tables_and_the_plot(app, downloads):
     pairs = pd.read_csv(io.StringIO(download_data(at, downloads, "vo-layer4-head0-csv")))
     assert pairs["row_token"].tolist() == shown["attended-to token"].tolist()
     assert {"row_id", "col_id", "score", "rank"} <= set(pairs.columns)
-    assert json.loads(download_data(at, downloads, "vo-layer4-head0-json"))[0]["col_token"] == shown["promoted output token"][0]
+    assert (
+        json.loads(download_data(at, downloads, "vo-layer4-head0-json"))[0]["col_token"]
+        == shown["promoted output token"][0]
+    )
 
 
 def test_overview_scores_every_head_and_a_click_opens_its_w_vo(app, downloads):

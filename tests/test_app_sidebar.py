@@ -9,10 +9,10 @@ import streamlit.testing.v1.app_test as app_test_module
 from app_harness import (
     APP,
     TIMEOUT,
-    app,  # noqa: F401  (fixture)
+    app_fixture,  # noqa: F401  (fixture `app`)
     assert_clean,
     click_heatmap_cell,
-    fresh_server,  # noqa: F401  (fixture)
+    fresh_server_fixture,  # noqa: F401  (fixture `fresh_server`)
     kept_tokens,
 )
 from streamlit.runtime.pages_manager import PagesManager
@@ -82,12 +82,14 @@ def test_token_filters_change_the_tables_and_the_kept_count(app):
 
 
 def test_settings_survive_page_switches(app):
+    """A browser drops the query string when a sidebar link is followed; the session puts it back."""
     at = app("pages/neurons.py", points="5")
     at.number_input(key="k").set_value(4)
     at.checkbox(key="ascii").check()
     at.number_input(key="layer").set_value(2).run()
     assert at.query_params == {"k": "4", "ascii": "true", "layer": "2", "points": "5"}
 
+    at.query_params.clear()
     at.switch_page("pages/qk.py").run()
     assert_clean(at)
     assert at.number_input(key="k").value == 4 and at.checkbox(key="ascii").value is True
@@ -95,6 +97,7 @@ def test_settings_survive_page_switches(app):
     assert len(at.dataframe[0].value) == 4
     assert at.query_params == {"k": "4", "ascii": "true", "layer": "2"}  # the neuron page's options left
 
+    at.query_params.clear()
     at.switch_page("pages/overview.py").run()
     assert at.query_params == {"k": "4", "ascii": "true"}
     click_heatmap_cell(at, layer=1, head=2)
@@ -105,7 +108,9 @@ def test_settings_survive_page_switches(app):
 def test_corpus_upload_restricts_the_tokens(app):
     at = app("pages/neurons.py", k="3", points="4")
     everything = kept_tokens(at)
-    corpus = "\n".join(json.dumps({"id": i, "body": text}) for i, text in enumerate(["the cat sat", "on the mat", "a cat"]))
+    corpus = "\n".join(
+        json.dumps({"id": i, "body": text}) for i, text in enumerate(["the cat sat", "on the mat", "a cat"])
+    )
     at.file_uploader(key="corpus_file").set_value(("corpus.jsonl", corpus.encode(), "application/json")).run()
     assert_clean(at)
     assert at.selectbox(key="corpus_field").options == ["id", "body"]

@@ -42,7 +42,7 @@ def options(rng: np.random.Generator, n: int, flags: dict[str, bool]) -> dict:
 
 def pairs(result: TopPairs, keep: np.ndarray | None = None) -> list[tuple[int, int]]:
     keep = np.ones(len(result), bool) if keep is None else keep
-    return sorted(zip(result.row_ids[keep].tolist(), result.col_ids[keep].tolist()))
+    return sorted(zip(result.row_ids[keep].tolist(), result.col_ids[keep].tolist(), strict=True))
 
 
 def assert_same_top(got: TopPairs, left, right, k: int, **kwargs) -> None:
@@ -64,7 +64,7 @@ def assert_same_top(got: TopPairs, left, right, k: int, **kwargs) -> None:
 
 @pytest.mark.parametrize("combo", list(itertools.product([False, True], repeat=len(FLAGS))))
 def test_every_filter_combination_matches_brute_force(combo):
-    flags = dict(zip(FLAGS, combo))
+    flags = dict(zip(FLAGS, combo, strict=True))
     rng = np.random.default_rng(sum(bit << i for i, bit in enumerate(combo)))
     for _ in range(3):
         n = int(rng.integers(1, 301))
@@ -230,7 +230,7 @@ def test_brute_force_reference_agrees_with_a_dense_float64_product():
     dense = (left.double() @ right.double()).numpy()
     np.testing.assert_array_equal(ref.scores, dense[ref.row_ids, ref.col_ids].astype(np.float32))
     expected = np.argsort(-dense, axis=None, kind="stable")[:25]
-    assert pairs(ref) == sorted(zip(*(x.tolist() for x in np.unravel_index(expected, dense.shape))))
+    assert pairs(ref) == sorted(zip(*(x.tolist() for x in np.unravel_index(expected, dense.shape)), strict=True))
 
 
 def test_degenerate_factors():

@@ -1,0 +1,93 @@
+"""Peak memory of serving a GPT-2-medium-sized model through embspace (the Community Cloud budget).
+
+Builds a random GPT-2-medium-shaped checkpoint (24 layers, 16 heads, d=1024, V=50257, ~1.4 GB of
+safetensors) once, then, in a fresh child process, opens it and reads what the dashboard reads:
+a neuron view, W_VO and W_QK pairs of a few heads in several layers, and the copying score of
+every head. Prints the child's peak RSS.
+
+    .venv/bin/python bench/bench_memory.py [--dir /tmp/gpt2-medium-shaped]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_checkpoint(directory: Path) -> None:
+    """A random GPT-2-medium-shaped model with a byte-level tokenizer, saved as safetensors."""
+    if (directory / "model.safetensors").exists():
+        return
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tokenizer_factory import byte_level_tokenizer
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=24, n_head=16, n_embd=1024, vocab_size=50257, n_positions=64)
+    model = GPT2LMHeadModel(config)
+    model.save_pretrained(directory, safe_serialization=True)
+    byte_level_tokenizer().save_pretrained(directory)
+
+
+def child(directory: str) -> None:
+    """Runs in a fresh process: the dashboard's reads, then the peak RSS as JSON."""
+    sys.path.insert(0, str(ROOT))
+    from embspace import PairFilter, VocabFilter, copying_scores, head_top_pairs, neuron_top_tokens, open_model
+
+    started = time.perf_counter()
+    model = open_model(directory)
+    opened = time.perf_counter() - started
+    # The test tokenizer is small; keep the padded rows so every one of the 50257 rows is scanned.
+    vocab_filter = VocabFilter(exclude_special=False)
+    for layer in (0, 11, 23):
+        neuron_top_tokens(model, layer, 7, k=30, vocab_filter=vocab_filter)
+        for kind in ("vo", "qk"):
+            head_top_pairs(
+                model, kind, layer, 5, k=50, vocab_filter=vocab_filter, pair_filter=PairFilter(exclude_same=True)
+            )
+    copying_scores(model)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "open_s": round(opened, 2),
+                "total_s": round(time.perf_counter() - started, 1),
+                "peak_rss_mb": round(peak_mb),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default="/tmp/embspace-gpt2-medium-shaped")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.dir)
+        return
+    directory = Path(args.dir)
+    build_checkpoint(directory)
+    weights_gb = sum(f.stat().st_size for f in directory.glob("*.safetensors")) / 1e9
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", "--dir", str(directory)], capture_output=True, text=True, check=True
+    )
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    print(
+        f"| GPT-2-medium shape, {weights_gb:.2f} GB safetensors | open {measured['open_s']} s | "
+        f"3 layers x (neuron + VO + QK) + 384 copying scores: {measured['total_s']} s | "
+        f"peak RSS {measured['peak_rss_mb']} MB |"
+    )
+
+
+if __name__ == "__main__":
+    main()
