@@ -50,7 +50,7 @@ def get_top_entries(tmp: torch.Tensor, all_high_pos: list[list[int]], k: int = 5
     remaining_pos = all_high_pos
     if not remaining_pos:  # fix: the notebook indexes tmp[[]] and crashes when nothing survived
         return np.empty((0, 2), dtype=np.int64)
-    pos_val = tmp[[*zip(*remaining_pos, strict=True)]]
+    pos_val = tmp[tuple(zip(*remaining_pos, strict=True))]  # fix: a list index is deprecated in torch
     return np.array(remaining_pos)[torch.argsort(-pos_val)[:k].numpy()]
 
 

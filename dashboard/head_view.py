@@ -104,7 +104,7 @@ def head_page(kind: str) -> None:
                 plot.normalize,
                 model,
             )
-            title = f"Layer {layer}, head {head}: tokens of the top {len(pairs.head(plot.points))} pairs"
+            title = f"Layer {layer}, head {head}: the tokens of its {len(pairs.head(plot.points))} best pairs"
             render.scatter(frame, plot, title, f"{stem}-tsne")
             st.caption(
                 "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model "

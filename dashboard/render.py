@@ -20,8 +20,8 @@ VISIBLE_ROWS = 30  # a longer table scrolls inside its frame
 
 
 def _frame_height(rows: int) -> int:
-    """Height that shows the header and up to VISIBLE_ROWS rows without scrolling."""
-    return (min(max(rows, 1), VISIBLE_ROWS) + 1) * ROW_HEIGHT + 3
+    """Height that shows the header and up to VISIBLE_ROWS rows without scrolling (+ the frame's borders)."""
+    return (min(max(rows, 1), VISIBLE_ROWS) + 1) * ROW_HEIGHT + 6
 
 
 def downloads(stem: str, csv: str, json_text: str) -> None:

@@ -283,51 +283,55 @@ class _Bounds:
     row_norm: np.ndarray  # [n_eligible_rows]
     col_norm: np.ndarray  # [n_eligible_cols]
     slack: float
+    row_plain: np.ndarray  # |a|, [n_eligible_rows]: scales the float32 rounding margin
+    col_plain: np.ndarray  # |b|, [n_eligible_cols]
 
 
-def _gram(x: np.ndarray) -> np.ndarray:
-    """x^T x in float64, chunked: [r, r]. (torch, not numpy: numpy's own BLAS threads would
-    compete with torch's for the cores.)"""
+# The O(V r) passes and the r x r algebra run in torch, not numpy: numpy's own BLAS threads would
+# compete with torch's for the cores.
+
+
+def _gram(x: np.ndarray) -> torch.Tensor:
+    """x^T x in float64, chunked: [r, r]."""
     gram = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
     step = max(1, _CHUNK_VALUES // x.shape[1])
     for start in range(0, len(x), step):
         chunk = torch.from_numpy(x[start : start + step]).double()
         gram += chunk.T @ chunk
-    return gram.numpy()
+    return gram
 
 
-def _norms(x: np.ndarray, transform: np.ndarray | None) -> np.ndarray:
-    """Row norms of x @ transform (or of x), float64, chunked."""
+def _norms(x: np.ndarray, transform: torch.Tensor | None) -> np.ndarray:
+    """Row norms of x @ transform (or of x), float64, chunked: [n]."""
     norms = np.empty(len(x))
     step = max(1, _CHUNK_VALUES // x.shape[1])
     for start in range(0, len(x), step):
         chunk = torch.from_numpy(x[start : start + step]).double()
         if transform is not None:
-            chunk = chunk @ torch.from_numpy(transform)
+            chunk = chunk @ transform
         norms[start : start + step] = torch.linalg.vector_norm(chunk, dim=1).numpy()
     return norms
 
 
-def _balancing(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Xa, Xb [r, r] with Xa Xb^T = I (to `error`) so that a Xa and b Xb are SVD-balanced.
+def _balancing(a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, float] | None:
+    """Xa, Xb [r, r] float64 with Xa Xb^T = I (to `error`) so that a Xa and b Xb are SVD-balanced.
 
     a: [n_a, r] rows, b: [n_b, r] columns of the product. With A = Qa Ra, B = Qb Rb and
     Ra Rb^T = U S V^T: A Xa = Qa U S^1/2 and B Xb = Qb V S^1/2 share the singular values evenly,
     which makes |a Xa| |b Xb| a much tighter bound than |a| |b| when one side carries the scale.
     None when a side is (nearly) rank deficient: plain Cauchy-Schwarz is used then.
     """
-    ga, gb = _gram(a), _gram(b)
-    lam_a, p_a = np.linalg.eigh(ga)
-    lam_b, p_b = np.linalg.eigh(gb)
+    lam_a, p_a = torch.linalg.eigh(_gram(a))
+    lam_b, p_b = torch.linalg.eigh(_gram(b))
     if lam_a[0] <= 1e-10 * lam_a[-1] or lam_b[0] <= 1e-10 * lam_b[-1]:
         return None
-    r_a = np.sqrt(lam_a)[:, None] * p_a.T  # r_a^T r_a = ga
-    r_b = np.sqrt(lam_b)[:, None] * p_b.T
-    u, s, vt = np.linalg.svd(r_a @ r_b.T)
-    x_a = (p_a / np.sqrt(lam_a)) @ u * np.sqrt(s)
-    x_b = (p_b / np.sqrt(lam_b)) @ vt.T * np.sqrt(s)
-    size = np.linalg.norm(x_a) * np.linalg.norm(x_b)
-    error = float(np.linalg.norm(x_a @ x_b.T - np.eye(len(x_a))) + 1e-13 * size)
+    r_a = lam_a.sqrt()[:, None] * p_a.T  # r_a^T r_a = a^T a
+    r_b = lam_b.sqrt()[:, None] * p_b.T
+    u, s, vh = torch.linalg.svd(r_a @ r_b.T)
+    x_a = (p_a / lam_a.sqrt()) @ u * s.sqrt()
+    x_b = (p_b / lam_b.sqrt()) @ vh.T * s.sqrt()
+    size = torch.linalg.norm(x_a) * torch.linalg.norm(x_b)
+    error = float(torch.linalg.norm(x_a @ x_b.T - torch.eye(len(x_a), dtype=torch.float64)) + 1e-13 * size)
     if not np.isfinite(error) or error > 1e-6:
         return None
     return x_a, x_b, error
@@ -343,11 +347,11 @@ def _bounds(a: np.ndarray, b: np.ndarray) -> _Bounds:
     top_a, top_b = float(plain_a.max()), float(plain_b.max())
     balanced = _balancing(a, b)
     if balanced is None:
-        return _Bounds(plain_a * (1 + 1e-9), plain_b * (1 + 1e-9), 2 * _U32 * top_a * top_b)
+        return _Bounds(plain_a * (1 + 1e-9), plain_b * (1 + 1e-9), 2 * _U32 * top_a * top_b, plain_a, plain_b)
     x_a, x_b, error = balanced
-    row = _norms(a, x_a) * (1 + 1e-9) + 1e-12 * plain_a * np.linalg.norm(x_a)
-    col = _norms(b, x_b) * (1 + 1e-9) + 1e-12 * plain_b * np.linalg.norm(x_b)
-    return _Bounds(row, col, (error + 2 * _U32) * top_a * top_b)
+    row = _norms(a, x_a) * (1 + 1e-9) + 1e-12 * plain_a * float(torch.linalg.norm(x_a))
+    col = _norms(b, x_b) * (1 + 1e-9) + 1e-12 * plain_b * float(torch.linalg.norm(x_b))
+    return _Bounds(row, col, (error + 2 * _U32) * top_a * top_b, plain_a, plain_b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,8 +369,7 @@ def _scan(problem: _Problem, best: _RunningTopK, block_rows: int | None) -> dict
     row_ids, col_ids = problem.rows[row_order], problem.cols[col_order]
     a_sorted = torch.from_numpy(np.ascontiguousarray(a[row_order]))
     b_sorted = torch.from_numpy(np.ascontiguousarray(b[:, col_order]))
-    plain_a = np.sqrt(np.einsum("ij,ij->i", a_sorted.numpy(), a_sorted.numpy(), dtype=np.float64))
-    plain_b = np.sqrt(np.einsum("ij,ij->j", b_sorted.numpy(), b_sorted.numpy(), dtype=np.float64))
+    plain_a, plain_b = bounds.row_plain[row_order], bounds.col_plain[col_order]
 
     n_a, n_b, rank = len(row_ids), len(col_ids), a.shape[1]
     tile_rows = min(int(block_rows or TILE_ROWS), MAX_TILE_ENTRIES)
