@@ -6,7 +6,8 @@ the running k-th best score is never multiplied out (see `top_pairs`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +79,10 @@ def top_pairs(
     running k-th best score, and trims rows/columns of a visited tile that cannot reach it.
     Within a tile only entries above the threshold (minus a float32 rounding margin) are scored
     exactly, so the result equals sorting every eligible entry.
+    block_rows: rows per tile (default 256); a tile holds at most 64 MiB whatever the value.
+
+    Speed: the scan is many small matmuls; on a small machine that is busy with other work,
+    torch.set_num_threads(1) avoids OpenMP threads waiting on each other.
     """
     if block_rows is not None and (
         isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1
@@ -117,11 +122,16 @@ def brute_force_top_pairs(
         keep &= ~_call_exclude(problem.exclude, rows, cols)
     rows, cols, keys = rows[keep], cols[keep], keys[keep]
     order = np.lexsort((cols, rows, -keys))[: problem.k]
-    best = _RunningTopK(problem)
-    best.rows, best.cols, best.keys = rows[order], cols[order], keys[order]
-    best.pairs_checked = len(keep) if problem.exclude is not None else 0
-    entries = len(problem.rows) * len(problem.cols)
-    return best.result(tiles_total=1, tiles_computed=1, entries_computed=entries)
+    return _result(
+        problem,
+        rows[order],
+        cols[order],
+        keys[order],
+        tiles_total=1,
+        tiles_computed=1,
+        entries_computed=len(problem.rows) * len(problem.cols),
+        pairs_checked=len(keep) if problem.exclude is not None else 0,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,10 +276,12 @@ class _RunningTopK:
         self.rows, self.cols, self.keys = rows[order], cols[order], keys[order]
 
     def result(self, **counters: int) -> TopPairs:
-        scores = self.keys if self.problem.sign > 0 else -self.keys
-        return TopPairs(
-            self.rows.copy(), self.cols.copy(), scores.astype(np.float32), pairs_checked=self.pairs_checked, **counters
-        )
+        return _result(self.problem, self.rows, self.cols, self.keys, pairs_checked=self.pairs_checked, **counters)
+
+
+def _result(problem: _Problem, rows: np.ndarray, cols: np.ndarray, keys: np.ndarray, **counters: int) -> TopPairs:
+    scores = keys if problem.sign > 0 else -keys  # keys are sign * score; negation is exact
+    return TopPairs(rows.astype(np.int64), cols.astype(np.int64), scores.astype(np.float32), **counters)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,14 +461,12 @@ def _float32_below(x: float) -> float:
     return float(np.nextafter(np.float32(x), np.float32(-np.inf)))
 
 
-class _full_float32_matmul:  # noqa: N801 - used as a context manager
-    """Candidates rely on float32 error bounds: switch off reduced-precision matmul meanwhile."""
-
-    def __enter__(self):
-        self.saved = torch.get_float32_matmul_precision()
-        if self.saved != "highest":
-            torch.set_float32_matmul_precision("highest")
-
-    def __exit__(self, *exc):
-        if self.saved != "highest":
-            torch.set_float32_matmul_precision(self.saved)
+@contextmanager
+def _full_float32_matmul() -> Iterator[None]:
+    """The rounding margin assumes float32 matmul: switch off reduced precision meanwhile."""
+    saved = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(saved)

@@ -1,10 +1,10 @@
 """Real-browser test support: one `streamlit run app.py` server and one headless Chromium per session.
 
-Fixtures (registered in conftest.py): `chromium` (a playwright Browser), `app_server` (the base
-URL of the dashboard, served on a free port of 127.0.0.1 with HF_HUB_OFFLINE=1) and `app_page`
-(a fresh 1400x900 browser context's page). Helpers: `open_view`, `wait_until_idle`,
-`full_page_screenshot`, `plot_traces`, `grid_rows`, `assert_no_exception`.
-Without playwright or Chromium the browser tests skip, or fail where the CI variable is set.
+Fixtures (registered in conftest.py): `chromium` (a playwright Browser, Debian's /usr/bin/chromium),
+`app_server` (the dashboard's base URL, on a free port of 127.0.0.1, HF_HUB_OFFLINE=1) and
+`app_page` (a page in a fresh 1400x900 browser context, i.e. a new Streamlit session).
+Helpers read what a person sees: `open_view`, `plot_traces`, `grid_rows`, `download_text`,
+`full_page_screenshot`. Without playwright or Chromium the tests skip; with CI set they fail.
 """
 
 from __future__ import annotations
@@ -217,8 +217,10 @@ def full_page_screenshot(page, name: str, *, docs: bool = True) -> list[Path]:
     README's pictures); the width stays 1400.
     """
     height = page.evaluate(
-        "() => Math.ceil(Math.max(document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 0, 0))"
+        """() => Math.max(...['stMain', 'stSidebarContent'].map(
+            id => document.querySelector(`[data-testid="${id}"]`)?.scrollHeight || 0))"""
     )
+    page.mouse.move(VIEWPORT["width"] - 2, VIEWPORT["height"] - 2)  # hover nothing: no anchors, tooltips, sidebar button
     page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
     try:
         page.wait_for_timeout(1000)  # let plotly and the grid redraw at the new size

@@ -152,7 +152,7 @@ def test_overview_heatmap(app_page, app_server):
     assert cells["type"] == "scatter" and cells["n"] == MINILM_LAYERS * MINILM_HEADS
     cell_labels = page.locator(f"{PLOT} .heatmaplayer text")
     expect(cell_labels).to_have_count(MINILM_LAYERS * MINILM_HEADS)
-    assert all(-1.0 <= float(label) <= 1.0 for label in cell_labels.all_inner_texts())
+    assert all(-1.0 <= float(label) <= 1.0 for label in cell_labels.all_text_contents())
     assert_no_exception(page)
     full_page_screenshot(page, "overview")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import plotly.graph_objects as go
@@ -250,25 +249,22 @@ def test_html_is_standalone_and_holds_the_data():
 
 
 @pytest.mark.browser
-def test_hover_displays_raw_token_in_browser(tmp_path):
+def test_hover_displays_raw_token_in_browser(tmp_path, chromium):
     """What a person sees: hovering the "<s>" point shows "<s>" and its score, not markup."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("no chromium on PATH")
     page_file = tmp_path / "scatter.html"
     page_file.write_text(figure_html(scatter_figure(_frame(dims=2), dims=2)), encoding="utf-8")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium)
-        page = browser.new_page()
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
         page.goto(page_file.as_uri())
-        page.wait_for_function("() => document.querySelector('.js-plotly-plot .scatterlayer .point')")
+        page.wait_for_function("() => document.querySelector('.js-plotly-plot .scatterlayer .point')", timeout=60_000)
         hover = page.evaluate(
             """() => { const gd = document.querySelector('.js-plotly-plot');
                        Plotly.Fx.hover(gd, [{curveNumber: 0, pointNumber: 0}]);
                        return document.querySelector('.hoverlayer').textContent; }"""
         )
-        browser.close()
+    finally:
+        context.close()
     assert "<s>" in hover and "score: -1.5" in hover
 
 
