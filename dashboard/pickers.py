@@ -61,7 +61,7 @@ def scatter_options(key: str, label: str, default: int, help: str) -> ScatterOpt
     points = points_column.number_input(label, min_value=2, max_value=MAX_POINTS, step=10, key=key, help=help)
     dims = dims_column.radio("Plot", (3, 2), key="dims", format_func=lambda d: f"{d}D", horizontal=True)
     normalize = normalize_column.toggle(
-        "Normalised embeddings",
+        "Normalised",
         key="normalize",
         help="Scale every embedding row to length 1 first: neighbours by angle (cosine).",
     )

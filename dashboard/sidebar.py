@@ -320,4 +320,4 @@ def model_card_markdown(info: ModelInfo) -> str:
         ("Embedding E", embedding),
         ("Weights on disk", f"{info.weight_bytes / 1e6:,.0f} MB"),
     ]
-    return "| | |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return "| Model | |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)

@@ -102,7 +102,7 @@ def run_neuron(args, model: EmbeddingSpaceModel) -> None:
         print(json.dumps({name: t.to_records() for name, t in tables.items()}, ensure_ascii=False, indent=1))
         return
     print(f"layer {args.layer}, neuron {args.neuron}: top tokens of vector · E")
-    columns = [[f"{tok} {score:.3f}" for tok, score in zip(t.tokens, t.scores)] for t in tables.values()]
+    columns = [[f"{tok} {score:.3f}" for tok, score in zip(t.tokens, t.scores, strict=True)] for t in tables.values()]
     width = max((len(cell) for column in columns for cell in column), default=8) + 2
     print("".join(f"{name:<{width}}" for name in tables))
     for row in zip_longest(*columns, fillvalue=""):

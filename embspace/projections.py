@@ -28,7 +28,7 @@ class TokenScores:
     def to_records(self) -> list[dict]:
         return [
             {"token_id": int(i), "token": t, "score": float(s)}
-            for i, t, s in zip(self.token_ids, self.tokens, self.scores)
+            for i, t, s in zip(self.token_ids, self.tokens, self.scores, strict=True)
         ]
 
 
@@ -48,7 +48,7 @@ class PairTable:
     def to_records(self) -> list[dict]:
         return [
             {"row_id": int(r), "col_id": int(c), "row_token": rt, "col_token": ct, "score": float(s)}
-            for r, c, rt, ct, s in zip(self.row_ids, self.col_ids, self.row_tokens, self.col_tokens, self.scores)
+            for r, c, rt, ct, s in zip(self.row_ids, self.col_ids, self.row_tokens, self.col_tokens, self.scores, strict=True)
         ]
 
 

@@ -22,7 +22,7 @@ TILE_ROWS = 256  # default row block; a tile is TILE_ROWS x TILE_COLS float32 (2
 TILE_COLS = 2048
 MAX_TILE_ENTRIES = 2**24  # 64 MiB of float32, whatever block_rows asks for
 _CANDIDATE_CAP = 16_384  # candidates pulled out of one tile per round
-_CHUNK_VALUES = 2**22  # float64 values per chunk in the O(V r) passes (32 MiB)
+_CHUNK_VALUES = 2**20  # float64 values per chunk in the O(V r) passes (8 MiB)
 _U32 = 2.0**-24  # float32 unit roundoff
 
 
@@ -69,8 +69,8 @@ def top_pairs(
     same_groups: int [V] (square case); pairs with same_groups[row] == same_groups[col] are dropped.
     exclude: vectorised predicate over candidate pairs, True = drop; called only on pairs that
         would enter the current top k (in batches of at most k), never on the whole matrix.
-    Returns min(k, #eligible pairs) pairs; scores are float32 dot products of the float32 rows
-    (accumulated in float64, so each is the correctly rounded value of the exact dot product).
+    Returns min(k, #eligible pairs) pairs; scores are dot products of the float32 rows, summed in
+    float64 and rounded to float32 (exact to float32 precision, and independent of the tiling).
 
     How: rows and columns are re-expressed in a balanced factorisation (left S, S^-1 right from the
     SVD of the r x r core, which tightens Cauchy-Schwarz |a.b| <= |a| |b|), sorted by norm and cut
@@ -216,8 +216,9 @@ def _call_exclude(exclude: PairPredicate, rows: np.ndarray, cols: np.ndarray) ->
 def _pair_keys(problem: _Problem, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """sign * (left[row] . right[:, col]) as float32, accumulated in float64: [n].
 
-    The one definition of a pair's score: products of float32 values are exact in float64 and the
-    sum is rounded once, so the value does not depend on how the matrix was tiled.
+    The one definition of a pair's score, shared with the brute-force reference: float32 products
+    are exact in float64, the float64 sum then rounds to float32, so the value is exact to float32
+    precision and the same whichever tile or batch computed it.
     """
     keys = np.empty(len(rows), dtype=np.float32)
     step = max(1, _CHUNK_VALUES // problem.left.shape[1])

@@ -64,7 +64,7 @@ def test_exclude_same_drops_identical_normalised_tokens(gpt2_model):
     vocab = gpt2_model.vocab
     pair_filter = PairFilter(exclude_same=True)
     table = head_top_pairs(gpt2_model, "vo", 0, 0, k=40, pair_filter=pair_filter)
-    for r, c in zip(table.row_ids, table.col_ids):
+    for r, c in zip(table.row_ids, table.col_ids, strict=True):
         assert vocab.normalized[r] != vocab.normalized[c]
     matrix = full_matrix(gpt2_model, "vo", 0, 0)
     keep = gpt2_model.vocab_mask(None)
