@@ -7,6 +7,7 @@ drawn here, once per run, for every page; pages read it with `dashboard.sidebar.
 import streamlit as st
 
 from dashboard import sidebar, urlstate
+from embspace.errors import EmbspaceError
 
 st.set_page_config(page_title="embspace", page_icon=":material/abc:", layout="wide")
 
@@ -21,8 +22,12 @@ PAGES = [
 page = st.navigation(PAGES)
 
 urlstate.begin_run()
-if sidebar.draw() is not None:  # None: the model could not be opened, and the sidebar said why
-    urlstate.publish(keep_undeclared=True)  # the sidebar's part of the address, before the page's slow work
-    page.run()
+try:
+    if sidebar.draw() is not None:  # None: the model could not be opened, and the sidebar said why
+        urlstate.publish(keep_undeclared=True)  # the sidebar's part of the address, before the page's slow work
+        page.run()
+except EmbspaceError as err:  # e.g. a missing shard found only when a layer is read: a message, not a traceback
+    st.error(str(err), icon=":material/error:")
+finally:
+    sidebar.release()
 urlstate.publish()
-sidebar.release()

@@ -74,6 +74,7 @@ def _embedding_gram(model_key: ModelKey, _model: EmbeddingSpaceModel) -> torch.T
 def corpus_ids(
     model_key: ModelKey,
     digest: str,
+    fmt: str,
     field: str | None,
     top_n: int | None,
     _model: EmbeddingSpaceModel,
@@ -81,7 +82,7 @@ def corpus_ids(
     _name: str,
 ) -> frozenset[int]:
     """Token ids of an uploaded corpus (keyed on the sha256 `digest` of its bytes), with progress."""
-    texts = list(iter_corpus_texts(_data, fmt=infer_format(_name), field=field))
+    texts = list(iter_corpus_texts(_data, fmt=fmt, field=field))
     bar, update = _progress_bar(f"Tokenising {_name} …")
     try:
         counts = count_corpus_tokens(

@@ -279,7 +279,14 @@ def corpus_filter(model: EmbeddingSpaceModel, choice: ModelChoice) -> frozenset[
                 persist_state="session",
             )
             ids = cache.corpus_ids(
-                choice.key, upload.digest, field, int(top_n) or None, model, upload.data, upload.name
+                choice.key,
+                upload.digest,
+                infer_format(upload.name),
+                field,
+                int(top_n) or None,
+                model,
+                upload.data,
+                upload.name,
             )
         except EmbspaceError as err:
             st.error(f"Corpus not used: {err}")

@@ -67,7 +67,7 @@ def parse_value(raw: str, default: Any) -> Any:
             return int(float(raw))
         if isinstance(default, float):
             return float(raw)
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", and "inf" / "1e999" for an int
         return default
     return raw
 

@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         message = str(err) if isinstance(err, (EmbspaceError, OSError, ValueError)) else f"{type(err).__name__}: {err}"
-        print(f"error: {message}", file=sys.stderr)
+        lines = message.strip().splitlines() or [type(err).__name__]
+        print(f"error: {lines[0]}", file=sys.stderr)
         return 2
     return 0

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from embspace.errors import EmbspaceError
 from embspace.filters import PairFilter, VocabFilter
 from embspace.model import EmbeddingSpaceModel
 from embspace.projections import head_top_pairs
@@ -26,6 +27,7 @@ def export_spec(model: EmbeddingSpaceModel, kind: str, k: int, vocab_filter, pai
     """Everything that identifies one export line besides (layer, head): a rerun skips matching lines."""
     return {
         "model": model.info.source,
+        "weights": model.info.path,  # resolved directory (a hub snapshot names its commit)
         "revision": model.info.revision,
         "embedding": model.info.embedding,
         "kind": kind,
@@ -36,7 +38,20 @@ def export_spec(model: EmbeddingSpaceModel, kind: str, k: int, vocab_filter, pai
 
 
 def _spec_key(record: dict) -> str:
-    return json.dumps({key: record.get(key) for key in ("model", "revision", "embedding", "kind", "k", "negative", "filter")}, sort_keys=True)
+    return json.dumps({key: record.get(key) for key in ("model", "weights", "revision", "embedding", "kind", "k", "negative", "filter")}, sort_keys=True)
+
+
+def _parse_line(raw: bytes) -> dict | None:
+    """A complete export record, or None (torn, not JSON, not a record)."""
+    if not raw.endswith(b"\n"):
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:  # JSONDecodeError, and UnicodeDecodeError for a line cut inside a character
+        return None
+    if not isinstance(record, dict) or not {"layer", "head"} <= record.keys():
+        return None
+    return record
 
 
 def read_done_heads(path: Path, spec: dict) -> set[tuple[int, int]]:
@@ -46,17 +61,19 @@ def read_done_heads(path: Path, spec: dict) -> set[tuple[int, int]]:
     done: set[tuple[int, int]] = set()
     wanted = _spec_key(spec)
     good_bytes = 0
-    with path.open("rb") as handle:
-        for raw in handle:
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError:
-                break
-            if not raw.endswith(b"\n"):
-                break
-            good_bytes += len(raw)
-            if _spec_key(record) == wanted:
-                done.add((record["layer"], record["head"]))
+    lines = path.read_bytes().splitlines(keepends=True)
+    for number, raw in enumerate(lines, start=1):
+        record = _parse_line(raw)
+        if record is None:
+            if number == len(lines):
+                break  # the last line was cut off by a killed run: drop it and redo that head
+            raise EmbspaceError(
+                f"{path} line {number} is not an export record; refusing to append to it. "
+                "Write to a new file, or remove that line."
+            )
+        good_bytes += len(raw)
+        if _spec_key(record) == wanted:
+            done.add((record["layer"], record["head"]))
     if good_bytes < path.stat().st_size:
         with path.open("r+b") as handle:
             handle.truncate(good_bytes)

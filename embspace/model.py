@@ -93,8 +93,9 @@ class EmbeddingSpaceModel:
         return weights
 
     def vocab_mask(self, vocab_filter: VocabFilter | None) -> np.ndarray:
-        """Boolean [vocab] mask of the tokens `vocab_filter` keeps (all tokens when None)."""
-        vocab_filter = vocab_filter or VocabFilter(exclude_special=False)
+        """Boolean [vocab] mask of the tokens `vocab_filter` keeps (None: the default filter,
+        which drops special and padding tokens, as everywhere in embspace)."""
+        vocab_filter = vocab_filter or VocabFilter()
         with self._lock:
             if vocab_filter in self._masks:
                 return self._masks[vocab_filter]

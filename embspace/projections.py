@@ -57,9 +57,10 @@ def neuron_vectors(model: EmbeddingSpaceModel, layer: int, neuron: int) -> dict[
     gated MLPs "U" (up_proj row), plus their negations "-K", "-V" ("-U")."""
     weights = model.layer(layer)
     check_index("neuron", neuron, weights.ffn_keys.shape[0])
-    vectors = {"K": weights.ffn_keys[neuron], "V": weights.ffn_values[neuron]}
+    # Copies: the cached layer is shared by every caller and must not be changed through a view.
+    vectors = {"K": weights.ffn_keys[neuron].clone(), "V": weights.ffn_values[neuron].clone()}
     if weights.ffn_up is not None:
-        vectors["U"] = weights.ffn_up[neuron]
+        vectors["U"] = weights.ffn_up[neuron].clone()
     return {**vectors, **{f"-{name}": -vec for name, vec in vectors.items()}}
 
 

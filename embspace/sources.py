@@ -135,13 +135,13 @@ def _download_from_hub(
             path = _download_online(repo_id, revision, budget, progress)
     except EmbspaceError:
         raise
+    except GatedRepoError as err:  # a RepositoryNotFoundError subclass: must come first
+        raise ModelNotFound(f"{repo_id} is gated: log in with `hf auth login` and accept its terms.") from err
     except (RepositoryNotFoundError, RevisionNotFoundError) as err:
         raise ModelNotFound(
             f"{repo_id} (revision {revision or 'main'}) was not found on the Hugging Face hub: "
             "check the id, or give a local directory."
         ) from err
-    except GatedRepoError as err:
-        raise ModelNotFound(f"{repo_id} is gated: log in with `hf auth login` and accept its terms.") from err
     except LocalEntryNotFoundError as err:
         raise ModelNotFound(
             f"{repo_id} is not in the local Hugging Face cache and the hub cannot be reached "
@@ -155,15 +155,15 @@ def _download_from_hub(
 def _download_online(repo_id: str, revision: str | None, budget: int | None, progress: ProgressFn | None) -> str:
     """Check the size with the hub, then download; fall back to the local cache if the hub is unreachable."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     if progress:
         progress(f"Asking the hub about {repo_id}", 0.0)
     try:
         weight_patterns, weight_bytes = hub_weight_files(repo_id, revision)
-    except HfHubHTTPError:
-        raise  # the hub answered (not found, gated, ...): the caller words it
-    except Exception as err:  # network failures come as httpx errors, not OSError
+    except (EmbspaceError, RepositoryNotFoundError, RevisionNotFoundError):
+        raise  # a definite answer about this repository (gated is a not-found subclass): the caller words it
+    except Exception as err:  # network failures (httpx errors, not OSError) and hub outages (5xx, 429)
         try:
             return snapshot_download(repo_id, revision=revision, local_files_only=True)
         except Exception:
@@ -178,6 +178,7 @@ def _download_online(repo_id: str, revision: str | None, budget: int | None, pro
         repo_id,
         revision=revision,
         allow_patterns=list(TOKENIZER_FILES) + weight_patterns,
+        ignore_patterns=["*/*"],  # fnmatch's * crosses "/": only top-level files were sized above
         tqdm_class=_progress_tqdm(progress) if progress else None,
     )
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from embspace import PairFilter, VocabFilter, open_model
+from embspace import EmbspaceError, PairFilter, VocabFilter, open_model
 from embspace.export import export_heads
 from embspace.projections import head_top_pairs
 
@@ -52,3 +52,21 @@ def test_a_different_filter_is_a_different_export(bert_model, tmp_path):
     export_heads(bert_model, out, k=2, layers=[0])
     summary = export_heads(bert_model, out, k=2, layers=[0], pair_filter=PairFilter(exclude_same=True))
     assert summary.written == bert_model.shape.n_heads and summary.skipped == 0
+
+
+def test_a_line_cut_inside_a_character_is_repaired(bert_model, tmp_path):
+    out = tmp_path / "vo.jsonl"
+    export_heads(bert_model, out, k=2, layers=[0])
+    with out.open("ab") as handle:
+        handle.write('{"model": "x", "row_token": "ż'.encode()[:-1])  # half of the two bytes of "ż"
+    summary = export_heads(bert_model, out, k=2, layers=[0, 1])
+    assert summary.skipped == bert_model.shape.n_heads
+    assert len(read_lines(out)) == 2 * bert_model.shape.n_heads
+
+
+def test_a_foreign_line_in_the_middle_is_refused_not_deleted(bert_model, tmp_path):
+    out = tmp_path / "vo.jsonl"
+    out.write_text("not json\n" + '{"layer": 0, "head": 0}\n', encoding="utf-8")
+    with pytest.raises(EmbspaceError, match="line 1 is not an export record"):
+        export_heads(bert_model, out, k=2, layers=[0])
+    assert out.read_text(encoding="utf-8").startswith("not json")

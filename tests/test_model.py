@@ -37,12 +37,14 @@ def test_layers_are_read_only_when_asked(minilm_dir, monkeypatch):
     assert read[1:] and all(".layer.4." in name for name in read[1:])
 
 
-def test_layer_cache_is_bounded(tiny_model):
-    model = open_model(str(tiny_model("gpt2")))
+def test_layer_cache_is_bounded(minilm_dir):
+    model = open_model(str(minilm_dir))
     first = model.layer(0)
     assert model.layer(0) is first
-    model.layer(1)
-    assert len(model._layers) <= 2
+    for index in range(1, 6):
+        model.layer(index)
+    assert list(model._layers) == [4, 5]  # the two most recent layers only
+    assert model.layer(0) is not first  # layer 0 was evicted and read again
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "gpt_neox", "llama", "opt"])
@@ -113,18 +115,31 @@ def test_bundled_model_dir_is_a_model_directory():
     assert path is not None and (path / "model.safetensors").is_file()
 
 
+def _hub_unreachable(repo_id, revision):
+    """What `HfApi.model_info` raises with no network (the hub is not reachable from the tests)."""
+    import httpx2
+
+    raise httpx2.ConnectError("[Errno -2] Name or service not known")
+
+
 def test_unreachable_hub_falls_back_to_the_local_cache(tiny_model, tmp_path, monkeypatch):
-    """This machine cannot reach the hub: the online path must still find a cached snapshot."""
+    """The online path with no network must still find a cached snapshot."""
+    import embspace.sources as sources
+
     cache = tmp_path / "hub"
     snapshot = _fake_hub_cache(cache, "someone/cached", tiny_model("bert"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(sources, "hub_weight_files", _hub_unreachable)
     assert resolve_source("someone/cached").path == snapshot
 
 
 def test_unreachable_hub_and_no_cache_is_one_clear_error(tmp_path, monkeypatch):
+    import embspace.sources as sources
+
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(sources, "hub_weight_files", _hub_unreachable)
     with pytest.raises(ModelNotFound, match="Could not reach the Hugging Face hub"):
         resolve_source("someone/elsewhere")
 
@@ -138,3 +153,16 @@ def test_hub_model_over_budget_is_refused_before_download(monkeypatch, tmp_path)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("downloaded"))
     with pytest.raises(ModelTooLarge, match="5.00 GB of weights"):
         resolve_source("someone/huge", weight_budget_bytes=2_000_000_000)
+
+
+def test_repository_without_weights_is_not_reported_as_a_network_problem(monkeypatch, tmp_path):
+    import embspace.sources as sources
+
+    def no_weights(repo_id, revision):
+        raise ModelNotFound(f"{repo_id} has neither *.safetensors nor pytorch_model.bin weights.")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setattr(sources, "hub_weight_files", no_weights)
+    with pytest.raises(ModelNotFound, match="neither"):
+        resolve_source("someone/tf-only")
