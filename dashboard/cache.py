@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from embspace.corpus import corpus_token_ids, count_corpus_tokens, infer_format, iter_corpus_texts
+from embspace.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
 from embspace.model import EmbeddingSpaceModel, open_model
 from embspace.projections import copying_score, copying_scores, embedding_gram, head_top_pairs, neuron_top_tokens
 from embspace.scatter import scatter_frame, tsne_coordinates
