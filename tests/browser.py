@@ -268,7 +268,16 @@ def grid_rows(page, index: int = 0) -> list[list[str]]:
 
     The grid draws on a canvas and keeps a hidden table for screen readers holding only the rows
     and columns in view, so a cell scrolled out of the frame is missing here, as it is to a person.
+    The grid fills that table after it first paints: wait for a header and a row first.
     """
+    page.wait_for_function(
+        """(index) => {
+            const grid = document.querySelectorAll('[data-testid="stDataFrame"]')[index];
+            return grid && grid.querySelectorAll('[role="row"]').length >= 2;
+        }""",
+        arg=index,
+        timeout=120_000,
+    )
     return page.evaluate(
         """(index) => {
             const grid = document.querySelectorAll('[data-testid="stDataFrame"]')[index];
