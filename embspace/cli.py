@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 from itertools import zip_longest
+from pathlib import Path
 
 from embspace.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
 from embspace.errors import EmbspaceError
 from embspace.export import export_heads
-from embspace.filters import ALPHABETS, PairFilter, VocabFilter
+from embspace.filters import ALPHABETS, PairFilter, VocabFilter, token_list_ids
 from embspace.model import EMBEDDING_CHOICES, EmbeddingSpaceModel, open_model
 from embspace.projections import HEAD_KINDS, copying_scores, head_top_pairs, neuron_top_tokens
 from embspace.sources import DEFAULT_MODEL
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     filter_args.add_argument("--corpus", metavar="FILE", help="keep tokens occurring in this .txt/.jsonl/.csv corpus")
     filter_args.add_argument("--corpus-field", metavar="NAME", help="JSONL field or CSV column holding the text (default: text)")
     filter_args.add_argument("--top-n", type=int, metavar="N", help="with --corpus: only the N most common corpus tokens")
+    filter_args.add_argument("--tokens", metavar="LIST_OR_FILE", help="keep only these tokens: comma-separated words, or a file with one per line")
     filter_args.add_argument("--exclude-same", action="store_true", help="drop pairs of identical (normalised) tokens")
     filter_args.add_argument("--exclude-fuzzy", action="store_true", help="drop pairs of near-identical tokens")
     filter_args.add_argument("--negative", action="store_true", help="most negative instead of most positive")
@@ -65,6 +67,11 @@ def vocab_filter_from_args(args, model: EmbeddingSpaceModel) -> VocabFilter:
         allowed = corpus_token_ids(count_corpus_tokens(model.tokenizer, texts), top_n=args.top_n)
     elif args.top_n is not None:
         raise EmbspaceError("--top-n needs --corpus FILE.")
+    if args.tokens:
+        listed = token_list_ids(model.vocab, read_token_list(args.tokens))
+        if not listed:
+            raise EmbspaceError(f"none of the tokens in --tokens {args.tokens!r} is in this model's vocabulary.")
+        allowed = listed if allowed is None else allowed & listed
     return VocabFilter(
         only_ascii=args.only_ascii,
         only_alnum=args.only_alnum,
@@ -72,6 +79,14 @@ def vocab_filter_from_args(args, model: EmbeddingSpaceModel) -> VocabFilter:
         exclude_special=not args.keep_special,
         allowed_ids=allowed,
     )
+
+
+def read_token_list(value: str) -> list[str]:
+    """Words from a file (one per line) when `value` names one, else from a comma-separated list."""
+    path = Path(value)
+    if path.is_file():
+        return path.read_text(encoding="utf-8").splitlines()
+    return value.split(",")
 
 
 def pair_filter_from_args(args) -> PairFilter:

@@ -114,6 +114,17 @@ class VocabFilter:
         return spec
 
 
+def token_list_ids(vocab: Vocabulary, words: Iterable[str]) -> frozenset[int]:
+    """Ids of every token whose normalised form is one of `words` (an explicit token list).
+
+    Words are matched like tokens are normalised: casefolded, without a word marker ("##", "Ġ",
+    "▁") or surrounding whitespace, so "Kot" keeps both the word-start "kot" and "##kot".
+    """
+    wanted = {w.strip().removeprefix("##").lstrip("Ġ▁").strip().casefold() for w in words}
+    wanted.discard("")
+    return frozenset(i for i, form in enumerate(vocab.normalized) if form in wanted)
+
+
 PairPredicate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 

@@ -64,6 +64,21 @@ def test_corpus_restricts_tokens(capsys, tmp_path, minilm_dir):
     assert len(tokens) == 8  # k larger than the corpus: every corpus token, no more
 
 
+def test_explicit_token_list_restricts_both_sides(capsys, tmp_path, minilm_dir):
+    words = tmp_path / "words.txt"
+    words.write_text("cat\nDog\nhouse\n##s\n", encoding="utf-8")
+    code, out, _ = run_cli(capsys, "pairs", str(minilm_dir), "--layer", "1", "--head", "2", "--k", "100",
+                           "--tokens", str(words), "--json")
+    pairs = json.loads(out)
+    assert code == 0
+    # A listed word keeps its word-start and continuation tokens alike (matching is on normalised forms).
+    expected = {"cat", "##cat", "dog", "##dog", "house", "##house", "s", "##s"}
+    assert {p["row_token"] for p in pairs} == {p["col_token"] for p in pairs} == expected
+    assert len(pairs) == 64  # 8 x 8: every pair of listed tokens, no more
+    code, _, err = run_cli(capsys, "pairs", "--layer", "0", "--head", "0", "--tokens", "qqqzzzxx")
+    assert code == 2 and "none of the tokens" in err
+
+
 def test_text_output_is_a_readable_table(capsys, minilm_dir):
     code, out, _ = run_cli(capsys, "pairs", str(minilm_dir), "--layer", "0", "--head", "1", "--k", "3")
     assert code == 0
