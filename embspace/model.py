@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from embspace.adapters import adapter_for
+from embspace.adapters import Adapter, adapter_for
 from embspace.checkpoint import TensorReader
 from embspace.errors import EmbspaceError, OutOfRange
 from embspace.filters import VocabFilter
@@ -60,13 +60,15 @@ class EmbeddingSpaceModel:
     lock-protected caches of read-only tensors.
     """
 
-    def __init__(self, info: ModelInfo, config: dict, reader: TensorReader, tokenizer, embedding_rows: torch.Tensor):
+    def __init__(
+        self, info: ModelInfo, config: dict, adapter: Adapter, reader: TensorReader, tokenizer, embedding_rows: torch.Tensor
+    ):
         self.info = info
         self.shape = info.shape
         self.config = config
         self.tokenizer = tokenizer
         self._reader = reader
-        self._adapter = adapter_for(config)
+        self._adapter = adapter
         self.embedding_rows = embedding_rows  # [vocab, d_model], float32: row t is token t's vector
         self.vocab: Vocabulary = build_vocabulary(tokenizer, info.shape.vocab_size)
         self._layers: OrderedDict[int, LayerWeights] = OrderedDict()
@@ -138,7 +140,8 @@ def open_model(
     shape = adapter.shape(config)
     embedding_name, used, tied = _choose_embedding(adapter, reader, config, embedding, source)
     embedding_rows = reader.get(embedding_name).contiguous()  # [vocab, d_model]
-    shape = _with_vocab_size(shape, embedding_rows.shape[0])
+    if shape.vocab_size != embedding_rows.shape[0]:  # padded embeddings: E's rows are the vocabulary
+        shape = replace(shape, vocab_size=embedding_rows.shape[0])
     info = ModelInfo(
         source=source,
         revision=revision,
@@ -149,7 +152,7 @@ def open_model(
         tied=tied,
         weight_bytes=reader.total_bytes,
     )
-    model = EmbeddingSpaceModel(info, config, reader, load_tokenizer(resolved.path), embedding_rows)
+    model = EmbeddingSpaceModel(info, config, adapter, reader, load_tokenizer(resolved.path), embedding_rows)
     if progress:
         progress("Model ready", 1.0)
     return model
@@ -170,12 +173,6 @@ def _choose_embedding(adapter, reader: TensorReader, config: dict, embedding: st
             f"{source} has no LM head (output embedding) in its checkpoint: use --embedding input."
         )
     return output_name or input_name, "output", tied
-
-
-def _with_vocab_size(shape: ModelShape, vocab_size: int) -> ModelShape:
-    from dataclasses import replace
-
-    return shape if shape.vocab_size == vocab_size else replace(shape, vocab_size=vocab_size)
 
 
 def load_tokenizer(path: Path):
