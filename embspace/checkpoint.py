@@ -32,6 +32,10 @@ class TensorReader:
     Construction reads only the safetensors headers or the shard index (plus, for a single
     `pytorch_model.bin`, a memory map of it), so opening a multi-gigabyte model costs nothing
     until `get()` is called for a tensor.
+
+    Memory: `get()` returns a copy in ordinary memory and unmaps the safetensors file again, so
+    resident memory holds only the tensors callers keep, never the checkpoint's pages.
+    `pytorch_model.bin` state dicts stay mapped until `release()`.
     """
 
     def __init__(self, model_dir: Path | str):
@@ -41,9 +45,9 @@ class TensorReader:
                 f"{self.model_dir} is not a directory; pass the folder that holds config.json "
                 "and the model's weight files."
             )
-        # Name -> file holding it; files are opened on first use and kept open (memory maps).
+        # Name -> file holding it. safetensors files are opened per read; pickled state dicts are
+        # memory-mapped on first use and kept until `release()`.
         self._file_of: dict[str, Path] = {}
-        self._safetensors: dict[Path, Any] = {}
         self._state_dicts: dict[Path, dict[str, torch.Tensor]] = {}
         self._is_safetensors = True
         self._files = self._discover()
@@ -89,11 +93,19 @@ class TensorReader:
                 "check `reader.names` for the names it holds."
             )
         if self._is_safetensors:
-            tensor = self._open_safetensors(path).get_tensor(name)  # a fresh copy
+            with self._open_safetensors(path) as handle:
+                tensor = _copy_out(handle.get_tensor(name))  # a view of the map until copied
         else:
             # A copy, so a caller writing into it cannot change what the next get() returns.
-            tensor = self._open_pickle(path)[name].clone()
-        return tensor.to(torch.float32) if tensor.is_floating_point() else tensor
+            tensor = _copy_out(self._open_pickle(path)[name])
+        return tensor
+
+    def release(self) -> None:
+        """Drop memory-mapped state dicts (`pytorch_model.bin`), so their pages leave resident memory.
+
+        safetensors files need nothing: each read unmaps its file. Reading again re-maps lazily.
+        """
+        self._state_dicts.clear()
 
     # ------------------------------------------------------------------ discovery
 
@@ -103,8 +115,9 @@ class TensorReader:
             return self._read_index(directory / SAFETENSORS_INDEX)
         if (directory / SAFETENSORS_FILE).is_file():
             path = directory / SAFETENSORS_FILE
-            for name in self._open_safetensors(path).keys():
-                self._file_of[name] = path
+            with self._open_safetensors(path) as handle:
+                for name in handle.keys():
+                    self._file_of[name] = path
             return (path,)
         self._is_safetensors = False
         if (directory / PYTORCH_INDEX).is_file():
@@ -143,17 +156,13 @@ class TensorReader:
 
     # ------------------------------------------------------------------ file access
 
-    def _open_safetensors(self, path: Path) -> Any:
-        handle = self._safetensors.get(path)
-        if handle is None:
-            try:
-                handle = safe_open(str(path), framework="pt", device="cpu")
-            except Exception as error:  # safetensors raises its own untyped errors
-                raise CheckpointError(
-                    f"{path} is not a readable safetensors file ({error}); re-download it."
-                ) from error
-            self._safetensors[path] = handle
-        return handle
+    @staticmethod
+    def _open_safetensors(path: Path) -> Any:
+        """A fresh safe_open handle (a context manager: leaving it unmaps the file)."""
+        try:
+            return safe_open(str(path), framework="pt", device="cpu")
+        except Exception as error:  # safetensors raises its own untyped errors
+            raise CheckpointError(f"{path} is not a readable safetensors file ({error}); re-download it.") from error
 
     def _open_pickle(self, path: Path) -> dict[str, torch.Tensor]:
         state = self._state_dicts.get(path)
@@ -161,6 +170,13 @@ class TensorReader:
             state = _load_weights_only(path)
             self._state_dicts[path] = state
         return state
+
+
+def _copy_out(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy owning its memory: float32 for floating dtypes, integer buffers kept as they are."""
+    if tensor.is_floating_point():
+        return tensor.to(torch.float32, copy=True)
+    return tensor.clone()
 
 
 def _load_weights_only(path: Path) -> dict[str, torch.Tensor]:

@@ -8,17 +8,28 @@ import sys
 from itertools import zip_longest
 from pathlib import Path
 
+import numpy as np
+
 from embspace.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
 from embspace.errors import EmbspaceError
 from embspace.export import export_heads
 from embspace.filters import ALPHABETS, PairFilter, VocabFilter, token_list_ids
-from embspace.model import EMBEDDING_CHOICES, EmbeddingSpaceModel, open_model
+from embspace.model import EMBEDDING_CHOICES, MAX_K, EmbeddingSpaceModel, open_model
+from embspace.model import check_k as check_k_range
 from embspace.projections import HEAD_KINDS, copying_scores, head_top_pairs, neuron_top_tokens
+from embspace.runtime import configure as configure_runtime
 from embspace.sources import DEFAULT_MODEL
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes end in one line (and a pointer to --help), not the whole usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m embspace",
         description="Read transformer weights in the vocabulary (Dar et al., ACL 2023).",
     )
@@ -32,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_args.add_argument("--json", action="store_true", help="machine-readable output")
 
     filter_args = argparse.ArgumentParser(add_help=False)
-    filter_args.add_argument("--k", type=int, default=30, help="how many tokens/pairs (default 30)")
+    filter_args.add_argument("--k", type=int, default=30, help=f"how many tokens/pairs (default 30, at most {MAX_K:,})")
     filter_args.add_argument("--only-ascii", action="store_true", help="keep ASCII tokens only")
     filter_args.add_argument("--only-alnum", action="store_true", help="keep tokens made only of the alphabet's letters and digits")
     filter_args.add_argument("--alphabet", choices=sorted(ALPHABETS), default="latin", help="alphabet for --only-alnum")
@@ -68,9 +79,13 @@ def vocab_filter_from_args(args, model: EmbeddingSpaceModel) -> VocabFilter:
     elif args.top_n is not None:
         raise EmbspaceError("--top-n needs --corpus FILE.")
     if args.tokens:
-        listed = token_list_ids(model.vocab, read_token_list(args.tokens))
+        words = read_token_list(args.tokens)
+        listed = token_list_ids(model.vocab, words)
         if not listed:
             raise EmbspaceError(f"none of the tokens in --tokens {args.tokens!r} is in this model's vocabulary.")
+        dropped = words_not_in_vocabulary(model, words, listed)
+        if dropped:
+            print(f"note: not in the vocabulary, left out: {', '.join(dropped)}", file=sys.stderr)
         allowed = listed if allowed is None else allowed & listed
     return VocabFilter(
         only_ascii=args.only_ascii,
@@ -89,13 +104,26 @@ def read_token_list(value: str) -> list[str]:
     return value.split(",")
 
 
+def words_not_in_vocabulary(model: EmbeddingSpaceModel, words: list[str], listed: frozenset[int]) -> list[str]:
+    """The words of a token list that match no token (`listed`: the ids all of them matched)."""
+    found = {model.vocab.normalized[i] for i in listed}
+    words = [w for w in dict.fromkeys(w.strip() for w in words) if w]
+    # The quick test settles most words; the rest go through the filter's own matching rule.
+    return [w for w in words if w.casefold() not in found and not token_list_ids(model.vocab, [w])]
+
+
+def note_fewer_rows(shown: int, k: int, what: str) -> None:
+    """A stderr note when the filters leave fewer than k rows (the table is complete, just shorter)."""
+    if 0 < shown < k:
+        print(f"note: only {shown:,} of {k:,} {what} pass the filters", file=sys.stderr)
+
+
 def pair_filter_from_args(args) -> PairFilter:
     return PairFilter(exclude_same=args.exclude_same, exclude_fuzzy=args.exclude_fuzzy)
 
 
 def check_k(args) -> None:
-    if args.k < 1:
-        raise EmbspaceError(f"--k must be at least 1, not {args.k}.")
+    check_k_range(args.k, "--k")
 
 
 def run_info(args, model: EmbeddingSpaceModel) -> None:
@@ -113,8 +141,13 @@ def run_neuron(args, model: EmbeddingSpaceModel) -> None:
     tables = neuron_top_tokens(
         model, args.layer, args.neuron, args.k, vocab_filter_from_args(args, model), args.negative
     )
+    rows = max(len(t.token_ids) for t in tables.values())
+    note_fewer_rows(rows, args.k, "tokens")
     if args.json:
         print(json.dumps({name: t.to_records() for name, t in tables.items()}, ensure_ascii=False, indent=1))
+        return
+    if rows == 0:
+        print(f"layer {args.layer}, neuron {args.neuron}: no token passes the filters")
         return
     print(f"layer {args.layer}, neuron {args.neuron}: top tokens of vector · E")
     columns = [[f"{tok} {score:.3f}" for tok, score in zip(t.tokens, t.scores, strict=True)] for t in tables.values()]
@@ -131,6 +164,7 @@ def run_pairs(args, model: EmbeddingSpaceModel) -> None:
         vocab_filter_from_args(args, model), pair_filter_from_args(args), args.negative,
     )
     records = table.to_records()
+    note_fewer_rows(len(records), args.k, "pairs")
     if args.json:
         print(json.dumps(records, ensure_ascii=False, indent=1))
         return
@@ -148,6 +182,7 @@ def run_export(args, model: EmbeddingSpaceModel) -> None:
 
     def report(done: int, total: int, layer: int, head: int) -> None:
         if not args.json:
+            args.progress_line = True  # an interruption now must start a new line
             print(f"\r[{done}/{total}] layer {layer} head {head}", end="", file=sys.stderr, flush=True)
 
     summary = export_heads(
@@ -164,12 +199,19 @@ def run_export(args, model: EmbeddingSpaceModel) -> None:
 
 def run_copying(args, model: EmbeddingSpaceModel) -> None:
     scores = copying_scores(model)
+    broken = {layer: model.nonfinite_tensors(layer) for layer in sorted(set(np.nonzero(np.isnan(scores))[0].tolist()))}
+    for layer, tensors in broken.items():
+        heads = [str(h) for h in np.nonzero(np.isnan(scores[layer]))[0]]
+        named = ", ".join(tensors) or "its OV circuit"
+        print(f"warning: layer {layer} head{'s' * (len(heads) > 1)} {', '.join(heads)}: NaN or Inf weights "
+              f"({named}); copying score shown as nan", file=sys.stderr)
     if args.json:
-        print(json.dumps({"copying_scores": scores.round(6).tolist()}))
+        rounded = [[None if np.isnan(s) else round(float(s), 6) for s in row] for row in scores]
+        print(json.dumps({"copying_scores": rounded}))  # null, not NaN: NaN is not JSON
         return
     print("layer  " + " ".join(f"h{h:<5}" for h in range(scores.shape[1])))
     for layer, row in enumerate(scores):
-        print(f"{layer:<6} " + " ".join(f"{s:+.3f}" for s in row))
+        print(f"{layer:<6} " + " ".join("   nan" if np.isnan(s) else f"{s:+.3f}" for s in row))
 
 
 COMMANDS = {"info": run_info, "neuron": run_neuron, "pairs": run_pairs, "export": run_export, "copying": run_copying}
@@ -177,11 +219,12 @@ COMMANDS = {"info": run_info, "neuron": run_neuron, "pairs": run_pairs, "export"
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_runtime()  # threads and matmul precision, once per process
     try:
         model = open_model(args.model, revision=args.revision, embedding=args.embedding)
         COMMANDS[args.command](args, model)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("\ninterrupted" if getattr(args, "progress_line", False) else "interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # bad input must end in one clear line, not a traceback
         if args.debug:

@@ -39,7 +39,7 @@ class CorpusNotFound(EmbspaceError, FileNotFoundError):
 
 
 def infer_format(name: str | os.PathLike) -> str:
-    """"txt", "jsonl", "csv" or "tsv" from a file name's suffix."""
+    """ "txt", "jsonl", "csv" or "tsv" from a file name's suffix."""
     suffix = Path(name).suffix.lower()
     if suffix not in _SUFFIX_FORMATS:
         known = ", ".join(sorted(_SUFFIX_FORMATS))

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from embspace.errors import EmbspaceError
+from embspace.errors import Busy, EmbspaceError
 from embspace.filters import PairFilter, VocabFilter
-from embspace.model import EmbeddingSpaceModel
+from embspace.model import EmbeddingSpaceModel, check_k
 from embspace.projections import head_top_pairs
 
 
@@ -38,7 +42,13 @@ def export_spec(model: EmbeddingSpaceModel, kind: str, k: int, vocab_filter, pai
 
 
 def _spec_key(record: dict) -> str:
-    return json.dumps({key: record.get(key) for key in ("model", "weights", "revision", "embedding", "kind", "k", "negative", "filter")}, sort_keys=True)
+    return json.dumps(
+        {
+            key: record.get(key)
+            for key in ("model", "weights", "revision", "embedding", "kind", "k", "negative", "filter")
+        },
+        sort_keys=True,
+    )
 
 
 def _parse_line(raw: bytes) -> dict | None:
@@ -94,18 +104,19 @@ def export_heads(
 ) -> ExportSummary:
     """Append one JSON line per (layer, head) with its top pairs; heads already in the file are skipped.
 
-    progress(done, total, layer, head) is called after each head.
+    progress(done, total, layer, head) is called after each head. `out_path` must be a regular file
+    (or not exist yet); while one export writes it, a second one is refused (Busy).
     """
+    check_k(k)
     out_path = Path(out_path)
     vocab_filter = vocab_filter or VocabFilter()
     pair_filter = pair_filter or PairFilter()
     spec = export_spec(model, kind, k, vocab_filter, pair_filter, negative)
-    done = read_done_heads(out_path, spec)
     layers = list(range(model.shape.n_layers)) if layers is None else layers
     heads = [(layer, head) for layer in layers for head in range(model.shape.n_heads)]
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     written = skipped = 0
-    with out_path.open("a", encoding="utf-8") as handle:
+    with locked_output(out_path) as handle:
+        done = read_done_heads(out_path, spec)
         for index, (layer, head) in enumerate(heads, start=1):
             if (layer, head) in done:
                 skipped += 1
@@ -119,3 +130,36 @@ def export_heads(
             if progress:
                 progress(index, len(heads), layer, head)
     return ExportSummary(out_path, written, skipped)
+
+
+def check_regular_file(path: Path) -> None:
+    """Raise EmbspaceError unless `path` is a regular file or does not exist (a device, FIFO or directory
+    would be written forever, block, or fail half-way)."""
+    try:
+        mode = path.stat().st_mode  # follows links: a link to /dev/full is a device
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise EmbspaceError(f"{path} is {what}: give the path of a regular .jsonl file to export to.")
+
+
+@contextlib.contextmanager
+def locked_output(path: Path) -> Iterator[IO[str]]:
+    """`path` opened for appending under an exclusive lock; Busy if another export holds it."""
+    check_regular_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_NONBLOCK: a FIFO put there since the check must not block the open; fstat below refuses it.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise EmbspaceError(f"{path} is not a regular file: give the path of a regular .jsonl file to export to.")
+        os.set_blocking(fd, True)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(
+                f"another export is writing to {path} right now; wait for it to finish (a rerun then "
+                "skips the heads it wrote), or export to another file."
+            ) from None
+        yield handle

@@ -13,16 +13,18 @@ import torch
 
 from embspace.adapters import Adapter, adapter_for
 from embspace.checkpoint import TensorReader
-from embspace.errors import EmbspaceError, OutOfRange
+from embspace.errors import EmbspaceError, InconsistentModel, NonFiniteWeights, OutOfRange
 from embspace.filters import VocabFilter
 from embspace.layout import LayerWeights, ModelShape
-from embspace.sources import ProgressFn, resolve_source
-from embspace.tokens import Vocabulary, build_vocabulary
+from embspace.sources import ProgressFn, ResolvedSource, check_custom_code, resolve_source
+from embspace.tokens import Vocabulary, build_vocabulary, check_tokenizer_files
 
 EMBEDDING_CHOICES = ("auto", "input", "output")
 # Layers kept in memory at once: enough to flip between heads of one layer, bounded for the cloud.
 LAYER_CACHE_SIZE = 2
 MASK_CACHE_SIZE = 8
+# Largest k for a table (tokens or pairs): bigger asks ran out of memory and no one reads past it.
+MAX_K = 10_000
 LM_HEAD_SUFFIXES = ("LMHeadModel", "ForCausalLM", "ForMaskedLM", "ForPreTraining")
 
 
@@ -74,24 +76,42 @@ class EmbeddingSpaceModel:
         self._layers: OrderedDict[int, LayerWeights] = OrderedDict()
         self._masks: OrderedDict[VocabFilter, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self._nonfinite: dict[int, dict[str, tuple[int, ...]]] = {}  # layer -> broken tensors, found when read
 
     @property
     def E(self) -> torch.Tensor:
         """The embedding matrix in the paper's orientation, [d_model, vocab] (a view, no copy)."""
         return self.embedding_rows.T
 
-    def layer(self, index: int) -> LayerWeights:
-        """Layer `index`'s weights in the canonical layout, read from disk on first use."""
+    def layer(self, index: int, *, allow_nonfinite: bool = False) -> LayerWeights:
+        """Layer `index`'s weights in the canonical layout, read from disk on first use.
+
+        Raises NonFiniteWeights naming the tensors with NaN/Inf values, unless allow_nonfinite
+        (copying scores read such layers and report the broken heads as NaN).
+        """
+        weights = self._layer(index)
+        if not allow_nonfinite and self._nonfinite.get(index):
+            raise nonfinite_error(index, self._nonfinite[index])
+        return weights
+
+    def nonfinite_tensors(self, index: int) -> dict[str, tuple[int, ...]]:
+        """{tensor name: broken heads (attention) or neurons (FFN)} of layer `index`; {} when all finite."""
+        self._layer(index)
+        return dict(self._nonfinite.get(index, {}))
+
+    def _layer(self, index: int) -> LayerWeights:
         check_index("layer", index, self.shape.n_layers)
         with self._lock:
             if index in self._layers:
                 self._layers.move_to_end(index)
                 return self._layers[index]
-        weights = self._adapter.read_layer(self._reader, self.config, index)
+        weights = read_layer_checked(self._adapter, self._reader, self.config, self.shape, index)
+        self._nonfinite[index] = nonfinite_rows(weights)
         with self._lock:
             self._layers[index] = weights
             while len(self._layers) > LAYER_CACHE_SIZE:
                 self._layers.popitem(last=False)
+                self._reader.release()  # the evicted layer's mapped pages leave resident memory
         return weights
 
     def vocab_mask(self, vocab_filter: VocabFilter | None) -> np.ndarray:
@@ -116,6 +136,12 @@ def check_index(what: str, index: int, size: int) -> None:
         raise OutOfRange(f"{what} {index} is out of range: this model has {what}s 0..{size - 1}.")
 
 
+def check_k(k: int, what: str = "k") -> None:
+    """Raise EmbspaceError unless 1 <= k <= MAX_K (`what` names the setting in the message, e.g. "--k")."""
+    if not 1 <= k <= MAX_K:
+        raise EmbspaceError(f"{what} must be between 1 and {MAX_K:,}, not {k:,}.")
+
+
 def open_model(
     source: str,
     *,
@@ -123,16 +149,20 @@ def open_model(
     embedding: str = "auto",
     weight_budget_bytes: int | None = None,
     progress: ProgressFn | None = None,
+    resolved: ResolvedSource | None = None,
 ) -> EmbeddingSpaceModel:
     """Open `source` (hub id, local directory, or the bundled default) for reading in vocabulary space.
 
     embedding: "input" (word embeddings), "output" (LM head, transposed) or "auto" (output when
     the checkpoint has an LM head, else input).
+    resolved: where `source`'s files already are (hosting.HostingPolicy resolves them its own way).
     """
     if embedding not in EMBEDDING_CHOICES:
         raise EmbspaceError(f"embedding must be one of {', '.join(EMBEDDING_CHOICES)}, not {embedding!r}.")
-    resolved = resolve_source(source, revision=revision, weight_budget_bytes=weight_budget_bytes, progress=progress)
-    config = json.loads((resolved.path / "config.json").read_text())
+    if resolved is None:
+        resolved = resolve_source(source, revision=revision, weight_budget_bytes=weight_budget_bytes, progress=progress)
+    config = read_config(resolved.path, source)
+    check_custom_code(config, resolved.path, source)
     adapter = adapter_for(config)
     if progress:
         progress("Reading the tokenizer and the embedding matrix", 0.9)
@@ -140,6 +170,7 @@ def open_model(
     shape = adapter.shape(config)
     embedding_name, used, tied = _choose_embedding(adapter, reader, config, embedding, source)
     embedding_rows = reader.get(embedding_name).contiguous()  # [vocab, d_model]
+    check_embedding(embedding_rows, shape, config, embedding_name, source)
     if shape.vocab_size != embedding_rows.shape[0]:  # padded embeddings: E's rows are the vocabulary
         shape = replace(shape, vocab_size=embedding_rows.shape[0])
     info = ModelInfo(
@@ -179,7 +210,83 @@ def load_tokenizer(path: Path):
     """The model's own tokenizer; repository code is never run."""
     from transformers import AutoTokenizer
 
+    check_tokenizer_files(path)
     try:
         return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
     except Exception as err:  # transformers raises many types here; one clear line is what helps
         raise EmbspaceError(f"Could not load the tokenizer from {path}: {err}") from err
+
+
+def read_config(directory: Path, source: str) -> dict:
+    """config.json as a dict; a clear error for a file that is not a JSON object."""
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise InconsistentModel(f"{source}'s config.json cannot be read as JSON ({err}).") from err
+    if not isinstance(config, dict):
+        raise InconsistentModel(f"{source}'s config.json is not a JSON object.")
+    return config
+
+
+def check_embedding(rows: torch.Tensor, shape: ModelShape, config: dict, name: str, source: str) -> None:
+    """Refuse an embedding matrix [vocab, d_model] that disagrees with config.json or holds NaN/Inf."""
+    if rows.ndim != 2 or rows.shape[1] != shape.d_model:
+        raise InconsistentModel(
+            f"{source}: config.json says hidden size {shape.d_model}, but the weights' {name} is "
+            f"{list(rows.shape)}; config.json and the weights are from different models."
+        )
+    explicit_head_dim = config.get("head_dim") is not None
+    if not explicit_head_dim and shape.n_heads * shape.d_head != shape.d_model:
+        raise InconsistentModel(
+            f"{source}: config.json's {shape.n_heads} attention heads do not divide its hidden size "
+            f"{shape.d_model}; config.json is inconsistent."
+        )
+    # In row blocks: a mask of the whole of a large E would cost as much memory as E in bytes / 4.
+    broken = sum(int((~torch.isfinite(block)).any(dim=1).sum()) for block in rows.split(8192))
+    if broken:
+        raise NonFiniteWeights(
+            f"{source}: the embedding matrix {name} has NaN or Inf values in {broken:,} token rows; "
+            "nothing can be projected on it. The checkpoint is damaged.",
+            layer=-1,
+            tensors={name: ()},
+        )
+
+
+def read_layer_checked(adapter: Adapter, reader: TensorReader, config: dict, shape: ModelShape, index: int):
+    """adapter.read_layer, with shape mismatches (config.json vs weights) turned into one clear error."""
+    try:
+        return adapter.read_layer(reader, config, index)
+    except (RuntimeError, ValueError) as err:  # reshape/split of a tensor whose size config.json got wrong
+        raise InconsistentModel(
+            f"layer {index}'s weights do not match config.json ({shape.n_heads} heads x {shape.d_head} "
+            f"per head, hidden size {shape.d_model}): {str(err).splitlines()[0]}"
+        ) from err
+
+
+def nonfinite_rows(weights: LayerWeights) -> dict[str, tuple[int, ...]]:
+    """{tensor name: indices along dim 0 (heads, or neurons for FFN) holding NaN/Inf} for the broken tensors."""
+    broken = {}
+    for name, tensor in vars(weights).items():
+        if isinstance(tensor, torch.Tensor) and not bool(torch.isfinite(tensor).all()):
+            bad = ~torch.isfinite(tensor)
+            rows = bad.reshape(bad.shape[0], -1).any(dim=1) if bad.ndim > 1 else bad
+            broken[name] = tuple(int(i) for i in torch.nonzero(rows).flatten())
+    return broken
+
+
+def nonfinite_error(layer: int, tensors: dict[str, tuple[int, ...]]) -> NonFiniteWeights:
+    """One message naming each broken tensor of `layer` and where in it."""
+
+    def where(name: str, rows: tuple[int, ...]) -> str:
+        unit = "entries" if name in ("b_O", "ffn_value_bias") else "neurons" if name.startswith("ffn") else "heads"
+        unit = unit if len(rows) > 1 else unit[:-1]
+        shown = ", ".join(map(str, rows[:8])) + (", ..." if len(rows) > 8 else "")
+        return f"{name} ({unit} {shown})"
+
+    listed = "; ".join(where(name, rows) for name, rows in tensors.items())
+    return NonFiniteWeights(
+        f"layer {layer} has NaN or Inf weights in {listed}: its heads and neurons cannot be ranked. "
+        "The checkpoint is damaged; the copying scores show its broken heads as nan.",
+        layer=layer,
+        tensors=tensors,
+    )

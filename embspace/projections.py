@@ -164,11 +164,14 @@ def copying_score(model: EmbeddingSpaceModel, layer: int, head: int, gram: torch
 
     The nonzero eigenvalues of Eᵀ W_V W_O E ([V, V]) are those of W_O (E Eᵀ) W_V ([d_head, d_head]).
     Near 1: the head copies the attended token to the output; near -1: it suppresses it.
+    NaN for a head whose W_V or W_O holds NaN/Inf (model.nonfinite_tensors names them), never a made-up 0.
     """
     gram = embedding_gram(model) if gram is None else gram
-    weights = model.layer(layer)
+    weights = model.layer(layer, allow_nonfinite=True)
     check_index("head", head, model.shape.n_heads)
     small = weights.W_O[head].to(torch.float64) @ gram @ weights.W_V[head].to(torch.float64)
+    if not bool(torch.isfinite(small).all()):
+        return float("nan")
     eigenvalues = torch.linalg.eigvals(small)
     total = eigenvalues.abs().sum().item()
     return float(eigenvalues.sum().real.item() / total) if total > 0 else 0.0

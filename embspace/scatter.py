@@ -14,7 +14,6 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 from sklearn.manifold import TSNE
-from threadpoolctl import threadpool_limits
 
 # Below this many points t-SNE has no neighbourhoods to preserve (perplexity must stay < n),
 # so the points are laid out by PCA instead, which keeps their true pairwise distances.
@@ -29,9 +28,9 @@ TSNE_EARLY_EXAGGERATION = 4.0
 # Barnes-Hut accuracy: 0.7 instead of sklearn's 0.5 cut a 500-point 3-D fit by ~25% with the same
 # trustworthiness (0.93) on MiniLM top-token embeddings.
 TSNE_ANGLE = 0.7
-# Barnes-Hut's OpenMP threads spin-wait: on a 2-core server with anything else running, two
-# threads made a 500-point fit 5x slower than one, so the fit runs single-threaded.
-TSNE_THREADS = 1
+# Threads: Barnes-Hut's OpenMP threads spin-wait (on a 2-core server with anything else running,
+# two threads made a 500-point fit 5x slower than one); `embspace.runtime.configure()`, called
+# once at start-up, limits OpenMP and BLAS to one thread for the whole process.
 
 # Symbols valid for both Scatter and Scatter3d, in the order groups receive them.
 GROUP_SYMBOLS = ("circle", "diamond", "square", "cross", "x", "circle-open", "diamond-open", "square-open")
@@ -112,8 +111,7 @@ def tsne_coordinates(
         init="pca" if dim >= dims else "random",  # PCA init needs at least `dims` input features
         random_state=seed,
     )
-    with threadpool_limits(TSNE_THREADS):
-        return tsne.fit_transform(points).astype(np.float64)
+    return tsne.fit_transform(points).astype(np.float64)
 
 
 def scatter_frame(
@@ -186,38 +184,49 @@ def scatter_figure(
     groups = frame["group"] if "group" in frame.columns else pd.Series([""] * len(frame), index=frame.index)
     group_names = list(dict.fromkeys(groups))  # order of first appearance
     several = len(group_names) > 1
-    extra = "<extra>%{fullData.name}</extra>" if several else "<extra></extra>"  # group name beside the box
-    hovertemplate = "<b>%{customdata[0]}</b><br>score: %{customdata[1]:.4g}<br>id: %{customdata[2]}" + extra
-
     fig = go.Figure()
     for index, name in enumerate(group_names):
         part = frame[(groups == name).to_numpy()]
-        shown = [_plotly_text(token) for token in part["token"]]
-        customdata = np.empty((len(part), 3), dtype=object)
-        customdata[:, 0] = shown
-        customdata[:, 1] = part["score"].to_numpy(dtype=np.float64)
-        customdata[:, 2] = part["token_id"].to_numpy()
-        trace_kwargs = dict(
-            name=_plotly_text(str(name)) or "tokens",
-            mode="markers+text" if show_labels else "markers",
-            text=shown if show_labels else None,
-            textposition="middle right",
-            customdata=customdata,
-            hovertemplate=hovertemplate,
-            showlegend=several,
-            marker=dict(
-                color=part["score"].to_numpy(dtype=np.float64),
-                coloraxis="coloraxis",
-                symbol=GROUP_SYMBOLS[index % len(GROUP_SYMBOLS)],
-                size=6 if dims == 3 else 10,
-                line=dict(width=0.5, color="white") if dims == 2 else None,
-            ),
-        )
-        for axis in axes:
-            trace_kwargs[axis] = part[axis].to_numpy(dtype=np.float64)
-        fig.add_trace(go.Scatter3d(**trace_kwargs) if dims == 3 else go.Scatter(**trace_kwargs))
+        fig.add_trace(_group_trace(part, str(name), index, axes, show_labels, several))
+    _style_figure(fig, frame["score"].to_numpy(dtype=np.float64), dims, title, several)
+    return fig
 
-    scores = frame["score"].to_numpy(dtype=np.float64)
+
+def _group_trace(
+    part: pd.DataFrame, name: str, index: int, axes: tuple[str, ...], show_labels: bool, several: bool
+) -> go.Scatter | go.Scatter3d:
+    """One group's points: marker symbol by group index, colour on the shared axis, hover box."""
+    extra = "<extra>%{fullData.name}</extra>" if several else "<extra></extra>"  # group name beside the box
+    hovertemplate = "<b>%{customdata[0]}</b><br>score: %{customdata[1]:.4g}<br>id: %{customdata[2]}" + extra
+    shown = [_plotly_text(token) for token in part["token"]]
+    customdata = np.empty((len(part), 3), dtype=object)
+    customdata[:, 0] = shown
+    customdata[:, 1] = part["score"].to_numpy(dtype=np.float64)
+    customdata[:, 2] = part["token_id"].to_numpy()
+    dims = len(axes)
+    trace_kwargs = dict(
+        name=_plotly_text(name) or "tokens",
+        mode="markers+text" if show_labels else "markers",
+        text=shown if show_labels else None,
+        textposition="middle right",
+        customdata=customdata,
+        hovertemplate=hovertemplate,
+        showlegend=several,
+        marker=dict(
+            color=part["score"].to_numpy(dtype=np.float64),
+            coloraxis="coloraxis",
+            symbol=GROUP_SYMBOLS[index % len(GROUP_SYMBOLS)],
+            size=6 if dims == 3 else 10,
+            line=dict(width=0.5, color="white") if dims == 2 else None,
+        ),
+    )
+    for axis in axes:
+        trace_kwargs[axis] = part[axis].to_numpy(dtype=np.float64)
+    return go.Scatter3d(**trace_kwargs) if dims == 3 else go.Scatter(**trace_kwargs)
+
+
+def _style_figure(fig: go.Figure, scores: np.ndarray, dims: int, title: str, several: bool) -> None:
+    """Layout, shared colour axis over `scores` [n] and bare axes, in place."""
     axis_style = dict(showticklabels=False, title="", zeroline=False)
     fig.update_layout(
         template="plotly_white",
@@ -239,7 +248,6 @@ def scatter_figure(
     else:
         fig.update_xaxes(**axis_style)
         fig.update_yaxes(**axis_style)
-    return fig
 
 
 def figure_html(fig: go.Figure) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from embspace.errors import EmbspaceError, ModelNotFound, ModelTooLarge
+from embspace.errors import CustomCodeRefused, EmbspaceError, ModelNotFound, ModelTooLarge
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Streamlit Community Cloud gives an app about 2.7 GB of memory; weights are read lazily, one
@@ -29,6 +30,29 @@ SAFETENSORS_FILES = ("*.safetensors", "model.safetensors.index.json")
 PICKLE_FILES = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
 
 ProgressFn = Callable[[str, float], None]  # (message, fraction done in [0, 1])
+MakeRoomFn = Callable[[int], None]  # called with a hub model's weight bytes just before it is downloaded
+
+
+def _hf_snapshot_download(repo_id: str, **kwargs) -> str:
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(repo_id, **kwargs)
+
+
+def _hf_weight_files(repo_id: str, revision: str | None) -> tuple[list[str], int]:
+    return hub_weight_files(repo_id, revision)  # looked up at call time, so tests can point it elsewhere
+
+
+@dataclass(frozen=True)
+class HubClient:
+    """The two hub calls embspace makes; tests and the hosted cache pass their own.
+
+    download(repo_id, **kwargs) -> snapshot directory, with huggingface_hub.snapshot_download's keywords.
+    weight_files(repo_id, revision) -> (allow patterns, total weight bytes), asked before any download.
+    """
+
+    download: Callable[..., str] = field(default=_hf_snapshot_download)
+    weight_files: Callable[[str, str | None], tuple[list[str], int]] = field(default=_hf_weight_files)
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,7 @@ def resolve_source(
     """Find (downloading from the hub if needed) the directory holding `source`'s files.
 
     A hub model whose weights exceed `weight_budget_bytes` is refused before any download.
+    Hosted deployments resolve through `embspace.hosting.HostingPolicy`, which never reads local paths.
     """
     source = source.strip()
     if not source:
@@ -77,7 +102,24 @@ def resolve_source(
         return ResolvedSource(source, local.resolve(), "local")
     if source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise ModelNotFound(f"No such model directory: {source}")
-    return _download_from_hub(source, revision, weight_budget_bytes, progress)
+    return download_from_hub(source, revision=revision, weight_budget_bytes=weight_budget_bytes, progress=progress)
+
+
+def check_custom_code(config: dict, directory: Path, source: str) -> None:
+    """Raise CustomCodeRefused when config.json or tokenizer_config.json asks for repository code (auto_map)."""
+    tokenizer_config = {}
+    path = directory / "tokenizer_config.json"
+    if path.is_file():
+        try:
+            tokenizer_config = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            tokenizer_config = {}  # the tokenizer loader reports an unreadable file itself
+    for name, content in (("config.json", config), ("tokenizer_config.json", tokenizer_config)):
+        if isinstance(content, dict) and content.get("auto_map"):
+            raise CustomCodeRefused(
+                f"{source}'s {name} has 'auto_map': it needs Python code from the model repository, "
+                "which embspace never runs. Use a checkpoint of the same architecture without custom code."
+            )
 
 
 def local_weight_bytes(directory: Path) -> int:
@@ -116,10 +158,21 @@ def hub_weight_files(repo_id: str, revision: str | None) -> tuple[list[str], int
     raise ModelNotFound(f"{repo_id} has neither *.safetensors nor pytorch_model.bin weights.")
 
 
-def _download_from_hub(
-    repo_id: str, revision: str | None, budget: int | None, progress: ProgressFn | None
+def download_from_hub(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    weight_budget_bytes: int | None = None,
+    progress: ProgressFn | None = None,
+    cache_dir: Path | None = None,
+    hub: HubClient | None = None,
+    make_room: MakeRoomFn | None = None,
 ) -> ResolvedSource:
-    from huggingface_hub import snapshot_download
+    """Download (or find in the cache) hub model `repo_id`: tokenizer files and top-level weights only.
+
+    cache_dir: the hub cache to use (None: the user's own Hugging Face cache).
+    make_room(weight_bytes) is called once the size is known, right before downloading.
+    """
     from huggingface_hub.errors import (
         GatedRepoError,
         LocalEntryNotFoundError,
@@ -127,12 +180,14 @@ def _download_from_hub(
         RevisionNotFoundError,
     )
 
+    hub = hub or HubClient()
+    cached = {"cache_dir": cache_dir} if cache_dir is not None else {}
     try:
         if _hub_offline():
             # Offline: only what is already in the local cache can be used.
-            path = snapshot_download(repo_id, revision=revision, local_files_only=True)
+            path = hub.download(repo_id, revision=revision, local_files_only=True, **cached)
         else:
-            path = _download_online(repo_id, revision, budget, progress)
+            path = _download_online(repo_id, revision, weight_budget_bytes, progress, hub, cached, make_room)
     except EmbspaceError:
         raise
     except GatedRepoError as err:  # a RepositoryNotFoundError subclass: must come first
@@ -152,34 +207,44 @@ def _download_from_hub(
     return ResolvedSource(repo_id, Path(path), "hub", revision)
 
 
-def _download_online(repo_id: str, revision: str | None, budget: int | None, progress: ProgressFn | None) -> str:
+def _download_online(
+    repo_id: str,
+    revision: str | None,
+    budget: int | None,
+    progress: ProgressFn | None,
+    hub: HubClient,
+    cached: dict,
+    make_room: MakeRoomFn | None,
+) -> str:
     """Check the size with the hub, then download; fall back to the local cache if the hub is unreachable."""
-    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     if progress:
         progress(f"Asking the hub about {repo_id}", 0.0)
     try:
-        weight_patterns, weight_bytes = hub_weight_files(repo_id, revision)
+        weight_patterns, weight_bytes = hub.weight_files(repo_id, revision)
     except (EmbspaceError, RepositoryNotFoundError, RevisionNotFoundError):
         raise  # a definite answer about this repository (gated is a not-found subclass): the caller words it
     except Exception as err:  # network failures (httpx errors, not OSError) and hub outages (5xx, 429)
         try:
-            return snapshot_download(repo_id, revision=revision, local_files_only=True)
+            return hub.download(repo_id, revision=revision, local_files_only=True, **cached)
         except Exception:
             raise ModelNotFound(
                 f"Could not reach the Hugging Face hub for {repo_id} ({err}) and it is not in the "
                 "local cache. Check the network, or give a local directory."
             ) from err
     check_weight_budget(repo_id, weight_bytes, budget)
+    if make_room:
+        make_room(weight_bytes)
     if progress:
         progress(f"Downloading {repo_id} ({weight_bytes / 1e6:.0f} MB of weights)", 0.05)
-    return snapshot_download(
+    return hub.download(
         repo_id,
         revision=revision,
         allow_patterns=list(TOKENIZER_FILES) + weight_patterns,
         ignore_patterns=["*/*"],  # fnmatch's * crosses "/": only top-level files were sized above
         tqdm_class=_progress_tqdm(progress) if progress else None,
+        **cached,
     )
 
 

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from embspace.errors import EmbspaceError
 
 WORD_CONTINUATION_MARK = "##"
 VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\t": "⇥"}
@@ -30,6 +34,16 @@ DISPLAY_CONVENTION = (
     f"Tokens that continue a word are prefixed with {WORD_CONTINUATION_MARK!r}; tokens that start "
     "a word are shown bare; special tokens as they are. Whitespace is made visible: "
     "space ␣, newline ↵, tab ⇥. Incomplete UTF-8 bytes are shown as <0xNN>."
+)
+
+# Any one of these in a model directory is a tokenizer transformers can load without repository code.
+TOKENIZER_VOCAB_FILES = (
+    "tokenizer.json",
+    "vocab.json",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
 )
 
 # Tokenizer families (Vocabulary.scheme).
@@ -50,9 +64,7 @@ codecs.register_error(_HEX_ERRORS, _hex_bytes)
 
 # BERT "[unused12]", Gemma "<unused12>", Llama 3 "<|reserved_special_token_5|>", T5 "<extra_id_3>":
 # placeholders that were never trained as text.
-_PLACEHOLDER = re.compile(
-    r"\[unused\d+\]|<unused\d+>|<\|reserved_special_token_\d+\|>|<extra_id_\d+>|<\|extra_\d+\|>"
-)
+_PLACEHOLDER = re.compile(r"\[unused\d+\]|<unused\d+>|<\|reserved_special_token_\d+\|>|<extra_id_\d+>|<\|extra_\d+\|>")
 _BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
 
@@ -148,6 +160,19 @@ def _visible_char(char: str) -> str:
         return char
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def check_tokenizer_files(directory: str | os.PathLike) -> None:
+    """Raise EmbspaceError when a model directory has no tokenizer vocabulary file.
+
+    Without one, transformers may still build an empty tokenizer and every token would show as <pad:N>.
+    """
+    directory = Path(directory)
+    if not any((directory / name).is_file() for name in TOKENIZER_VOCAB_FILES):
+        raise EmbspaceError(
+            f"{directory} has no tokenizer files (one of {', '.join(TOKENIZER_VOCAB_FILES)}), so its tokens "
+            "cannot be shown. Copy the tokenizer files of the model it was trained from into that directory."
+        )
 
 
 def build_vocabulary(tokenizer: Any, vocab_size: int) -> Vocabulary:
@@ -344,8 +369,11 @@ def _detect_scheme(backend: Any | None, tokens: Iterable[str]) -> tuple[str, str
     if backend is not None:
         model = backend.model
         model_type = type(model).__name__
-        parts = [_component_state(backend.pre_tokenizer), _component_state(backend.decoder),
-                 _component_state(backend.normalizer)]
+        parts = [
+            _component_state(backend.pre_tokenizer),
+            _component_state(backend.decoder),
+            _component_state(backend.normalizer),
+        ]
         nodes = [node for part in parts for node in _walk(part)]
         types = {node.get("type") for node in nodes}
         if model_type == "WordPiece":

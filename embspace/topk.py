@@ -6,14 +6,16 @@ the running k-th best score is never multiplied out (see `top_pairs`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from embspace.errors import EmbspaceError
+from embspace.runtime import scan_workers
 
 PairPredicate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """exclude(row_ids int64 [n], col_ids int64 [n]) -> bool [n], True = drop the pair."""
@@ -24,6 +26,7 @@ MAX_TILE_ENTRIES = 2**24  # 64 MiB of float32, whatever block_rows asks for
 _CANDIDATE_CAP = 16_384  # candidates pulled out of one tile per round
 _CHUNK_VALUES = 2**20  # float64 values per chunk in the O(V r) passes (8 MiB)
 _U32 = 2.0**-24  # float32 unit roundoff
+_SHAPE_GRID = 64  # trimmed tiles keep multiples of this many rows / cols
 
 
 class PairSearchError(EmbspaceError, ValueError):
@@ -61,6 +64,7 @@ def top_pairs(
     exclude: PairPredicate | None = None,
     negative: bool = False,
     block_rows: int | None = None,
+    screen: bool = True,
 ) -> TopPairs:
     """The k largest (or most negative) eligible entries of left @ right, exactly.
 
@@ -80,9 +84,12 @@ def top_pairs(
     Within a tile only entries above the threshold (minus a float32 rounding margin) are scored
     exactly, so the result equals sorting every eligible entry.
     block_rows: rows per tile (default 256); a tile holds at most 64 MiB whatever the value.
+    screen: multiply tiles out in bf16 (about 2x faster) and rescore in fp32 every entry that a
+        proven error bound cannot rule out (see `_screen_eps`), so the result is the same;
+        False: fp32 tiles.
 
-    Speed: the scan is many small matmuls; on a small machine that is busy with other work,
-    torch.set_num_threads(1) avoids OpenMP threads waiting on each other.
+    Speed: tiles are spread over `embspace.runtime.scan_workers()` threads (call
+    `embspace.runtime.configure()` once at start-up: single-threaded torch, one worker per core).
     """
     if block_rows is not None and (
         isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1
@@ -92,9 +99,7 @@ def top_pairs(
     best = _RunningTopK(problem)
     if problem.k == 0 or len(problem.rows) == 0 or len(problem.cols) == 0:
         return best.result()
-    with _full_float32_matmul():
-        scan = _scan(problem, best, block_rows)
-    return best.result(**scan)
+    return best.result(**_scan(problem, best, bool(screen), block_rows=block_rows))
 
 
 def brute_force_top_pairs(
@@ -108,9 +113,10 @@ def brute_force_top_pairs(
     exclude: PairPredicate | None = None,
     negative: bool = False,
     block_rows: int | None = None,
+    screen: bool = True,
 ) -> TopPairs:
     """Reference for `top_pairs`: score every eligible pair, filter, sort. O(V^2) memory; tests only."""
-    del block_rows  # accepted for a drop-in signature
+    del block_rows, screen  # accepted for a drop-in signature
     problem = _prepare(left, right, k, row_mask, col_mask, same_groups, exclude, negative)
     rows = np.repeat(problem.rows, len(problem.cols))
     cols = np.tile(problem.cols, len(problem.rows))
@@ -240,6 +246,7 @@ class _RunningTopK:
         self.cols = np.empty(0, np.int64)
         self.keys = np.empty(0, np.float32)
         self.pairs_checked = 0
+        self._lock = threading.Lock()  # scan workers offer concurrently
 
     @property
     def threshold(self) -> float:
@@ -247,7 +254,11 @@ class _RunningTopK:
         return float(self.keys[-1]) if len(self.keys) >= self.k > 0 else -np.inf
 
     def offer(self, rows: np.ndarray, cols: np.ndarray) -> None:
-        """Score candidate pairs exactly, filter them and keep the best k."""
+        """Score candidate pairs exactly, filter them and keep the best k (thread-safe)."""
+        with self._lock:
+            self._offer(rows, cols)
+
+    def _offer(self, rows: np.ndarray, cols: np.ndarray) -> None:
         problem = self.problem
         keys = _pair_keys(problem, rows, cols)
         keep = keys >= self.threshold
@@ -371,49 +382,202 @@ def _bounds(a: np.ndarray, b: np.ndarray) -> _Bounds:
 # The scan
 
 
-def _scan(problem: _Problem, best: _RunningTopK, block_rows: int | None) -> dict[str, int]:
-    """Visit tiles of the eligible submatrix best bound first, feeding candidates to `best`."""
+@dataclass(frozen=True)
+class _Tiling:
+    """The eligible submatrix, rows and columns sorted by bound, cut into tiles (read-only, shared)."""
+
+    a: torch.Tensor  # [n_a, r] float32, or bfloat16 when screening; sign folded in
+    b: torch.Tensor  # [r, n_b]
+    row_ids: np.ndarray  # int64 [n_a], the token id of each sorted row
+    col_ids: np.ndarray  # int64 [n_b]
+    row_norm: np.ndarray  # [n_a] float64, descending: |a . b| <= row_norm * col_norm + slack
+    col_norm: np.ndarray  # [n_b]
+    slack: float
+    tile_rows: int
+    tile_cols: int
+    tile_bound: np.ndarray  # [n_row_tiles, n_col_tiles]: no entry of the tile exceeds it
+    margin: np.ndarray  # [n_row_tiles, n_col_tiles]: |computed entry - exact score| <= margin
+
+
+def _scan(problem: _Problem, best: _RunningTopK, screen: bool, *, block_rows: int | None) -> dict[str, int]:
+    """Visit tiles of the eligible submatrix best bound first, feeding candidates to `best`.
+
+    `scan_workers()` threads pull the next tile from one shared queue, so a core taken by another
+    process slows one worker instead of stalling all of them at a barrier.
+    """
+    tiling = _tiling(problem, block_rows, screen)
+    queue = _TileQueue(np.argsort(-tiling.tile_bound, axis=None, kind="stable"))
+    workers = min(scan_workers(), len(queue.order))
+    if workers <= 1:
+        _scan_worker(tiling, best, queue)
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="embspace-scan") as pool:
+            for done in [pool.submit(_scan_worker, tiling, best, queue) for _ in range(workers)]:
+                done.result()
+    return {"tiles_total": tiling.tile_bound.size, "tiles_computed": queue.computed, "entries_computed": queue.entries}
+
+
+class _TileQueue:
+    """Tiles in visiting order, handed out one at a time; stops at the first unbeatable tile."""
+
+    def __init__(self, order: np.ndarray):
+        self.order = order
+        self.next = 0
+        self.stopped = False
+        self.computed = 0
+        self.entries = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self.lock:
+            if self.stopped or self.next >= len(self.order):
+                return None
+            self.next += 1
+            return int(self.order[self.next - 1])
+
+    def stop(self) -> None:
+        self.stopped = True  # every later tile has a smaller bound
+
+    def count(self, entries: int) -> None:
+        with self.lock:
+            self.computed += 1
+            self.entries += entries
+
+
+def _scan_worker(tiling: _Tiling, best: _RunningTopK, queue: _TileQueue) -> None:
+    n_a, n_b = len(tiling.row_ids), len(tiling.col_ids)
+    n_col_tiles = tiling.tile_bound.shape[1]
+    while (flat := queue.take()) is not None:
+        i, j = divmod(flat, n_col_tiles)
+        threshold = best.threshold
+        if tiling.tile_bound[i, j] < threshold:
+            queue.stop()
+            return
+        r0, c0 = i * tiling.tile_rows, j * tiling.tile_cols
+        r1, c1 = min(r0 + tiling.tile_rows, n_a), min(c0 + tiling.tile_cols, n_b)
+        if threshold > -np.inf:  # drop rows / cols that cannot reach the threshold in this tile
+            rows = _count_at_least(tiling.row_norm[r0:r1] * tiling.col_norm[c0] + tiling.slack, threshold)
+            cols = _count_at_least(tiling.col_norm[c0:c1] * tiling.row_norm[r0] + tiling.slack, threshold)
+            # Rounded up to a coarse grid: every new matmul shape adds a kernel to oneDNN's primitive
+            # cache (resident memory grew ~40 MB per layer with exact sizes).
+            r1 = min(r1, r0 + -(-rows // _SHAPE_GRID) * _SHAPE_GRID)
+            c1 = min(c1, c0 + -(-cols // _SHAPE_GRID) * _SHAPE_GRID)
+        values = torch.mm(tiling.a[r0:r1], tiling.b[:, c0:c1])  # GIL released: workers overlap here
+        queue.count(values.numel())
+        _harvest_tile(values, tiling.row_ids[r0:r1], tiling.col_ids[c0:c1], float(tiling.margin[i, j]), best)
+
+
+def _tiling(problem: _Problem, block_rows: int | None, screen: bool) -> _Tiling:
+    """Sort rows / columns by their balanced bound, cut tiles, and bound each tile's entries and error."""
     a = problem.left[problem.rows] * np.float32(problem.sign)  # [n_a, r], sign folded in
     b = problem.right[:, problem.cols]  # [r, n_b]
     bounds = _bounds(a, np.ascontiguousarray(b.T))
     row_order = np.argsort(-bounds.row_norm, kind="stable")
     col_order = np.argsort(-bounds.col_norm, kind="stable")
     row_norm, col_norm = bounds.row_norm[row_order], bounds.col_norm[col_order]
-    row_ids, col_ids = problem.rows[row_order], problem.cols[col_order]
-    a_sorted = torch.from_numpy(np.ascontiguousarray(a[row_order]))
-    b_sorted = torch.from_numpy(np.ascontiguousarray(b[:, col_order]))
     plain_a, plain_b = bounds.row_plain[row_order], bounds.col_plain[col_order]
-
-    n_a, n_b, rank = len(row_ids), len(col_ids), a.shape[1]
+    rank = a.shape[1]
     tile_rows = min(int(block_rows or TILE_ROWS), MAX_TILE_ENTRIES)
     tile_cols = max(1, min(TILE_COLS, MAX_TILE_ENTRIES // tile_rows))
-    row_starts = np.arange(0, n_a, tile_rows)
-    col_starts = np.arange(0, n_b, tile_cols)
-    # float32 matmul error <= (r + 2) u |a||b| (Higham), plus rounding of the exact score: 2u |a||b|
-    row_scale = np.maximum.reduceat(plain_a, row_starts) * (rank + 8) * 2 * _U32
-    col_scale = np.maximum.reduceat(plain_b, col_starts)
-    tile_bound = np.outer(row_norm[row_starts], col_norm[col_starts]) + bounds.slack
-    visit = np.argsort(-tile_bound, axis=None, kind="stable")
-    buffer = torch.empty(min(tile_rows, n_a) * min(tile_cols, n_b))
+    row_starts, col_starts = np.arange(0, len(row_norm), tile_rows), np.arange(0, len(col_norm), tile_cols)
+    top_a, top_b = np.maximum.reduceat(plain_a, row_starts), np.maximum.reduceat(plain_b, col_starts)
+    screen = screen and _screening_is_safe(float(plain_a.max()), float(plain_b.max()))
+    exact_fp32 = torch.get_float32_matmul_precision() == "highest"
+    # Error of one computed entry: screening or reduced-precision fp32 matmul (bf16 inside) vs fp32
+    # matmul, <= (r + 2) u |a||b| (Higham); plus the float32 rounding of the exact score, 2u |a||b|.
+    relative = _screen_eps(rank) if screen or not exact_fp32 else (rank + 6) * 2 * _U32
+    margin = np.outer(top_a, top_b) * (relative + 2 * _U32) + _tiny_slack(rank, plain_a.max(), plain_b.max())
+    a_sorted = torch.from_numpy(np.ascontiguousarray(a[row_order]))
+    b_sorted = torch.from_numpy(np.ascontiguousarray(b[:, col_order]))
+    if screen:
+        a_sorted, b_sorted = a_sorted.bfloat16(), b_sorted.bfloat16()
+    return _Tiling(
+        a=a_sorted,
+        b=b_sorted,
+        row_ids=problem.rows[row_order],
+        col_ids=problem.cols[col_order],
+        row_norm=row_norm,
+        col_norm=col_norm,
+        slack=bounds.slack,
+        tile_rows=tile_rows,
+        tile_cols=tile_cols,
+        tile_bound=np.outer(row_norm[row_starts], col_norm[col_starts]) + bounds.slack,
+        margin=margin,
+    )
 
-    computed = entries = 0
-    for flat in visit:
-        i, j = divmod(int(flat), len(col_starts))
-        threshold = best.threshold
-        if tile_bound[i, j] < threshold:
-            break  # every remaining tile has a smaller bound
-        r0, c0 = int(row_starts[i]), int(col_starts[j])
-        r1, c1 = min(r0 + tile_rows, n_a), min(c0 + tile_cols, n_b)
-        if threshold > -np.inf:  # drop rows / cols that cannot reach the threshold in this tile
-            r1 = r0 + _count_at_least(row_norm[r0:r1] * col_norm[c0] + bounds.slack, threshold)
-            c1 = c0 + _count_at_least(col_norm[c0:c1] * row_norm[r0] + bounds.slack, threshold)
-        values = buffer[: (r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
-        torch.mm(a_sorted[r0:r1], b_sorted[:, c0:c1], out=values)
-        computed += 1
-        entries += values.numel()
-        margin = float(row_scale[i] * col_scale[j])
-        _harvest(values.numpy(), row_ids[r0:r1], col_ids[c0:c1], margin, best)
-    return {"tiles_total": tile_bound.size, "tiles_computed": computed, "entries_computed": entries}
+
+# ---------------------------------------------------------------------------------------------
+# bf16 screening: a bound that makes it exact
+#
+# A screened entry is computed from a, b rounded to bf16 (unit roundoff u_b = 2^-8): a_i(1 + al_i),
+# b_i(1 + be_i), |al|, |be| <= u_b. The products of two bf16 values are exact in fp32; the matmul
+# accumulates them in fp32 (AVX512-BF16 vdpbf16ps / AMX: fp32 accumulators) and rounds the sum to
+# bf16 once when storing. So, with s = a . b and |a|, |b| the float32 vectors' norms:
+#   |sum a_i b_i (al_i + be_i + al_i be_i)| <= (2 u_b + u_b^2) |a||b|                (inputs)
+#   fp32 accumulation of r terms           <= gamma_r (1 + u_b)^2 |a||b|,  gamma_r = r u / (1 - r u)
+#   rounding the result to bf16            <= u_b |s~| <= u_b (1 + c) |a||b|          (output)
+# where c is the sum of the first two coefficients. `_screen_eps` budgets the output rounding
+# twice (an implementation that rounds one partial sum to bf16 is still covered). Denormals, which
+# bf16 arithmetic may flush to zero, add at most 2^-126 per term: `_tiny_slack`. Every entry whose
+# screened value + margin reaches the k-th best exact score is rescored exactly (`_pair_keys`), so
+# the result is the fp32 result. tests/test_topk.py checks the bound on adversarial inputs.
+
+_BF16_U = 2.0**-8
+
+
+def _screen_eps(rank: int) -> float:
+    """|screened - a.b| <= _screen_eps(r) |a||b| + _tiny_slack (see the derivation above)."""
+    gamma = rank * _U32 / (1 - rank * _U32)
+    inputs_and_sum = 2 * _BF16_U + _BF16_U**2 + gamma * (1 + _BF16_U) ** 2
+    return (inputs_and_sum + 2 * _BF16_U * (1 + inputs_and_sum)) * (1 + 1e-6)
+
+
+def _tiny_slack(rank: int, top_a: float, top_b: float) -> float:
+    """Absolute error from flushed denormals: 2^-126 per product, input and output, generously."""
+    return 2.0**-120 * (rank + 2) * (1 + float(top_a) + float(top_b))
+
+
+def _screening_is_safe(top_a: float, top_b: float) -> bool:
+    """bf16 has fp32's exponent range; far from overflow, no entry or partial sum can become inf."""
+    limit = 2.0**100
+    return top_a < limit and top_b < limit and top_a * top_b < limit
+
+
+def _bf16_bits_at_most(x: float) -> int:
+    """The int16 bit pattern of a bf16 value <= x (bf16 is the top half of a float32's bits)."""
+    f = np.float32(x)
+    if float(f) > x:
+        f = np.nextafter(f, np.float32(-np.inf))
+    bits = int(np.array(f, dtype=np.float32).view(np.uint32)) >> 16  # rounds toward zero
+    if f < 0 and (bits << 16) != int(np.array(f, dtype=np.float32).view(np.uint32)):
+        bits += 1  # negative: one step further from zero, so the value stays <= x
+    return bits - 65536 if bits >= 32768 else bits
+
+
+def _hot_rows(values: torch.Tensor, cut: float) -> np.ndarray:
+    """Rows of a bf16 tile [h, w] holding an entry >= cut (a superset: never misses one)."""
+    bits = _bf16_bits_at_most(cut)
+    if bits > 0:
+        # Positive bf16 values order like their bits read as int16, and negatives read as negative
+        # int16s: an integer max finds the rows with a value >= cut, several times faster.
+        row_max = values.view(torch.int16).amax(dim=1)
+        return torch.nonzero(row_max >= bits).flatten().numpy()
+    floor = torch.tensor(bits, dtype=torch.int16).view(torch.bfloat16)
+    return torch.nonzero(values.amax(dim=1) >= floor).flatten().numpy()
+
+
+def _harvest_tile(values: torch.Tensor, row_ids: np.ndarray, col_ids: np.ndarray, margin: float, best) -> None:
+    """Offer the entries of a computed tile (float32, or bf16 screened) that could make the top k."""
+    if values.dtype == torch.float32:
+        _harvest(values.numpy(), row_ids, col_ids, margin, best)
+        return
+    threshold = best.threshold
+    if threshold == -np.inf:  # the first tiles: no threshold to screen against yet
+        _harvest(values.float().numpy(), row_ids, col_ids, margin, best)
+        return
+    hot = _hot_rows(values, threshold - margin - 4 * _U32 * abs(threshold))
+    if len(hot):
+        _harvest(values[hot].float().numpy(), row_ids[hot], col_ids, margin, best)
 
 
 def _count_at_least(descending: np.ndarray, threshold: float) -> int:
@@ -460,14 +624,3 @@ def _harvest(values: np.ndarray, row_ids: np.ndarray, col_ids: np.ndarray, margi
 def _float32_below(x: float) -> float:
     """A float32 value <= x, so comparing float32 tiles against it loses nothing to rounding."""
     return float(np.nextafter(np.float32(x), np.float32(-np.inf)))
-
-
-@contextmanager
-def _full_float32_matmul() -> Iterator[None]:
-    """The rounding margin assumes float32 matmul: switch off reduced precision meanwhile."""
-    saved = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(saved)

@@ -28,22 +28,39 @@ def test_info_json_on_the_bundled_default(capsys):
 
 def test_pairs_json_matches_the_engine(capsys, tiny_model):
     path = str(tiny_model("gpt2"))
-    code, out, _ = run_cli(capsys, "pairs", path, "--kind", "qk", "--layer", "1", "--head", "0", "--k", "7",
-                           "--only-ascii", "--exclude-same", "--negative", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "pairs",
+        path,
+        "--kind",
+        "qk",
+        "--layer",
+        "1",
+        "--head",
+        "0",
+        "--k",
+        "7",
+        "--only-ascii",
+        "--exclude-same",
+        "--negative",
+        "--json",
+    )
     assert code == 0
     pairs = json.loads(out)
     assert len(pairs) == 7
     assert set(pairs[0]) == {"row_id", "col_id", "row_token", "col_token", "score"}
-    expected = head_top_pairs(open_model(path), "qk", 1, 0, 7, VocabFilter(only_ascii=True),
-                              PairFilter(exclude_same=True), negative=True)
+    expected = head_top_pairs(
+        open_model(path), "qk", 1, 0, 7, VocabFilter(only_ascii=True), PairFilter(exclude_same=True), negative=True
+    )
     assert [p["row_id"] for p in pairs] == expected.row_ids.tolist()
     assert [p["score"] for p in pairs] == pytest.approx(expected.scores.tolist())
     assert pairs[0]["score"] <= pairs[-1]["score"] < 0  # most negative first
 
 
 def test_neuron_json_has_the_four_columns(capsys, minilm_dir):
-    code, out, _ = run_cli(capsys, "neuron", str(minilm_dir), "--layer", "2", "--neuron", "17", "--k", "5",
-                           "--only-alnum", "--json")
+    code, out, _ = run_cli(
+        capsys, "neuron", str(minilm_dir), "--layer", "2", "--neuron", "17", "--k", "5", "--only-alnum", "--json"
+    )
     result = json.loads(out)
     assert code == 0
     assert list(result)[:4] == ["K", "V", "-K", "-V"]
@@ -56,8 +73,20 @@ def test_neuron_json_has_the_four_columns(capsys, minilm_dir):
 def test_corpus_restricts_tokens(capsys, tmp_path, minilm_dir):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("\n".join(json.dumps({"text": t}) for t in ["the cat sat on the mat", "a dog and a cat"]))
-    code, out, _ = run_cli(capsys, "neuron", str(minilm_dir), "--layer", "0", "--neuron", "3", "--k", "50",
-                           "--corpus", str(corpus), "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "neuron",
+        str(minilm_dir),
+        "--layer",
+        "0",
+        "--neuron",
+        "3",
+        "--k",
+        "50",
+        "--corpus",
+        str(corpus),
+        "--json",
+    )
     assert code == 0
     tokens = {t["token"] for t in json.loads(out)["V"]}
     assert tokens <= {"the", "cat", "sat", "on", "mat", "a", "dog", "and"}
@@ -67,8 +96,9 @@ def test_corpus_restricts_tokens(capsys, tmp_path, minilm_dir):
 def test_explicit_token_list_restricts_both_sides(capsys, tmp_path, minilm_dir):
     words = tmp_path / "words.txt"
     words.write_text("cat\nDog\nhouse\n##s\n", encoding="utf-8")
-    code, out, _ = run_cli(capsys, "pairs", str(minilm_dir), "--layer", "1", "--head", "2", "--k", "100",
-                           "--tokens", str(words), "--json")
+    code, out, _ = run_cli(
+        capsys, "pairs", str(minilm_dir), "--layer", "1", "--head", "2", "--k", "100", "--tokens", str(words), "--json"
+    )
     pairs = json.loads(out)
     assert code == 0
     # A listed word keeps its word-start and continuation tokens alike (matching is on normalised forms).
@@ -102,7 +132,7 @@ def test_export_is_resumable(capsys, tmp_path, tiny_model):
         (["pairs", "--layer", "0", "--head", "12"], "head 12 is out of range"),
         (["neuron", "--layer", "0", "--neuron", "1536"], "neuron 1536 is out of range"),
         (["neuron", "--layer", "0", "--neuron", "0", "--corpus", "/no/corpus.txt"], "corpus"),
-        (["pairs", "--layer", "0", "--head", "0", "--k", "0"], "--k must be at least 1"),
+        (["pairs", "--layer", "0", "--head", "0", "--k", "0"], "--k must be between 1 and 10,000"),
     ],
 )
 def test_bad_input_is_one_clear_line(capsys, argv, message):
@@ -127,9 +157,17 @@ def test_real_entry_point_exits_nonzero_without_traceback(tmp_path):
 
     model_dir = tmp_path / "evil"
     model_dir.mkdir()
-    (model_dir / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_head": 1, "n_embd": 4, "vocab_size": 8}))
+    (model_dir / "config.json").write_text(
+        json.dumps({"model_type": "gpt2", "n_layer": 1, "n_head": 1, "n_embd": 4, "vocab_size": 8})
+    )
     torch.save({"wte.weight": Payload()}, model_dir / "pytorch_model.bin")
-    result = subprocess.run([sys.executable, "-m", "embspace", "info", str(model_dir)], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    result = subprocess.run(
+        [sys.executable, "-m", "embspace", "info", str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "code" in result.stderr

@@ -21,12 +21,20 @@ def read_lines(path):
 def test_every_layer_and_head_once_with_spec_and_pairs(bert_model, tmp_path):
     out = tmp_path / "qk.jsonl"
     seen = []
-    summary = export_heads(bert_model, out, kind="qk", k=3, vocab_filter=VocabFilter(only_ascii=True),
-                           progress=lambda done, total, layer, head: seen.append((done, total)))
+    summary = export_heads(
+        bert_model,
+        out,
+        kind="qk",
+        k=3,
+        vocab_filter=VocabFilter(only_ascii=True),
+        progress=lambda done, total, layer, head: seen.append((done, total)),
+    )
     lines = read_lines(out)
     n_layers, n_heads = bert_model.shape.n_layers, bert_model.shape.n_heads
     assert summary.written == len(lines) == n_layers * n_heads and summary.skipped == 0
-    assert sorted((r["layer"], r["head"]) for r in lines) == [(layer, h) for layer in range(n_layers) for h in range(n_heads)]
+    assert sorted((r["layer"], r["head"]) for r in lines) == [
+        (layer, h) for layer in range(n_layers) for h in range(n_heads)
+    ]
     assert seen[-1] == (n_layers * n_heads, n_layers * n_heads)
     first = lines[0]
     assert first["kind"] == "qk" and first["filter"]["only_ascii"] is True

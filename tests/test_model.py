@@ -16,7 +16,13 @@ def test_default_id_resolves_to_the_bundled_minilm():
     model = open_model(DEFAULT_MODEL)
     assert model.info.origin == "bundled"
     shape = model.shape
-    assert (shape.architecture, shape.n_layers, shape.n_heads, shape.d_model, shape.vocab_size) == ("bert", 6, 12, 384, 30522)
+    assert (shape.architecture, shape.n_layers, shape.n_heads, shape.d_model, shape.vocab_size) == (
+        "bert",
+        6,
+        12,
+        384,
+        30522,
+    )
     assert shape.d_ff == 1536
     assert model.info.embedding == "input"  # BertModel: no LM head
     assert model.E.shape == (384, 30522)

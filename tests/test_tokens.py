@@ -184,7 +184,10 @@ def test_wordpiece_continuation_and_polish(wordpiece):
     assert vocab.scheme == WORDPIECE
     whole = token_id(tokenizer, "Świętokrzyskie")
     assert (vocab.text[whole], bool(vocab.starts_word[whole]), vocab.display(whole)) == (
-        "Świętokrzyskie", True, "Świętokrzyskie")
+        "Świętokrzyskie",
+        True,
+        "Świętokrzyskie",
+    )
     piece = token_id(tokenizer, "##ażółć")
     assert (vocab.text[piece], bool(vocab.starts_word[piece]), vocab.display(piece)) == ("ażółć", False, "##ażółć")
     assert vocab.normalized[whole] == "świętokrzyskie"
@@ -204,7 +207,11 @@ def test_minilm_bert_vocabulary(minilm):
     assert vocab.size == 30522 and vocab.scheme == WORDPIECE
     ing = token_id(tokenizer, "##ing")
     assert (vocab.text[ing], bool(vocab.starts_word[ing]), vocab.display(ing), vocab.normalized[ing]) == (
-        "ing", False, "##ing", "ing")
+        "ing",
+        False,
+        "##ing",
+        "ing",
+    )
     playing = token_id(tokenizer, "playing")
     assert (vocab.display(playing), bool(vocab.starts_word[playing])) == ("playing", True)
     for token in ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "[unused5]", "[unused993]"):
@@ -349,8 +356,14 @@ def test_vocabulary_is_frozen(byte_level):
 def test_vocabulary_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="text"):
         Vocabulary(
-            size=2, raw=("a", "b"), text=("a",), starts_word=np.ones(2, bool), is_special=np.zeros(2, bool),
-            normalized=("a", "b"), is_byte_fragment=np.zeros(2, bool), scheme=PLAIN,
+            size=2,
+            raw=("a", "b"),
+            text=("a",),
+            starts_word=np.ones(2, bool),
+            is_special=np.zeros(2, bool),
+            normalized=("a", "b"),
+            is_byte_fragment=np.zeros(2, bool),
+            scheme=PLAIN,
         )
 
 

@@ -62,8 +62,9 @@ def assert_same_top(got: TopPairs, left, right, k: int, **kwargs) -> None:
         assert len(set(at_kth)) == len(at_kth) and set(at_kth) <= tied
 
 
+@pytest.mark.parametrize("screen", [True, False], ids=["bf16-screen", "fp32"])
 @pytest.mark.parametrize("combo", list(itertools.product([False, True], repeat=len(FLAGS))))
-def test_every_filter_combination_matches_brute_force(combo):
+def test_every_filter_combination_matches_brute_force(combo, screen):
     flags = dict(zip(FLAGS, combo, strict=True))
     rng = np.random.default_rng(sum(bit << i for i, bit in enumerate(combo)))
     for _ in range(3):
@@ -73,12 +74,13 @@ def test_every_filter_combination_matches_brute_force(combo):
         left, right = random_factors(rng, n, n, rank)
         kwargs = options(rng, n, flags)
         block_rows = int(rng.choice([1, 5, 64, 256]))
-        got = top_pairs(left, right, k, block_rows=block_rows, **kwargs)
+        got = top_pairs(left, right, k, block_rows=block_rows, screen=screen, **kwargs)
         assert_same_top(got, left, right, k, **kwargs)
 
 
+@pytest.mark.parametrize("screen", [True, False], ids=["bf16-screen", "fp32"])
 @pytest.mark.parametrize("seed", range(12))
-def test_random_shapes_match_brute_force(seed):
+def test_random_shapes_match_brute_force(seed, screen):
     """Rectangular matrices, tiny V, rank above V (the unbalanced fallback), k above #eligible."""
     rng = np.random.default_rng(100 + seed)
     n_rows, n_cols = (int(x) for x in rng.integers(1, 120, 2))
@@ -86,18 +88,19 @@ def test_random_shapes_match_brute_force(seed):
     k = int(rng.choice([1, 7, 50, n_rows * n_cols + 5]))
     left, right = random_factors(rng, n_rows, n_cols, rank)
     negative = bool(seed % 2)
-    got = top_pairs(left, right, k, negative=negative, block_rows=int(rng.integers(1, 40)))
+    got = top_pairs(left, right, k, negative=negative, block_rows=int(rng.integers(1, 40)), screen=screen)
     assert len(got) == min(k, n_rows * n_cols)
     assert_same_top(got, left, right, k, negative=negative)
 
 
-def test_ties_follow_the_documented_order():
+@pytest.mark.parametrize("screen", [True, False], ids=["bf16-screen", "fp32"])
+def test_ties_follow_the_documented_order(screen):
     """Integer factors tie massively; ties go by (row, col) ascending, exactly as the reference."""
     rng = np.random.default_rng(7)
     left = torch.from_numpy(rng.integers(-2, 3, (200, 3)).astype(np.float32))
     right = torch.from_numpy(rng.integers(-2, 3, (3, 180)).astype(np.float32))
     for negative in (False, True):
-        got = top_pairs(left, right, 45, negative=negative, block_rows=16)
+        got = top_pairs(left, right, 45, negative=negative, block_rows=16, screen=screen)
         ref = brute_force_top_pairs(left, right, 45, negative=negative)
         for field in ("row_ids", "col_ids", "scores"):
             np.testing.assert_array_equal(getattr(got, field), getattr(ref, field))
@@ -105,21 +108,26 @@ def test_ties_follow_the_documented_order():
         np.testing.assert_array_equal(order, np.arange(len(ref)))
 
 
-def near_tie_factors(rng: np.random.Generator, signs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    left = 1 + 1e-6 * rng.standard_normal((400, 16))
-    right = signs[:, None] * (1 + 1e-6 * rng.standard_normal((16, 300)))
+def near_tie_factors(
+    rng: np.random.Generator, signs: np.ndarray, spread: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor]:
+    left = 1 + spread * rng.standard_normal((400, 16))
+    right = signs[:, None] * (1 + spread * rng.standard_normal((16, 300)))
     return torch.from_numpy(left.astype(np.float32)), torch.from_numpy(right.astype(np.float32))
 
 
+@pytest.mark.parametrize("screen", [True, False], ids=["bf16-screen", "fp32"])
+@pytest.mark.parametrize("spread", [1e-6, 1e-3], ids=["below-fp32", "below-bf16"])
 @pytest.mark.parametrize("signs", [np.ones(16), np.repeat([1.0, -1.0], 8)], ids=["same-sign", "cancelling"])
-def test_near_ties_are_decided_by_the_exact_scores(signs):
+def test_near_ties_are_decided_by_the_exact_scores(signs, spread, screen):
     """Scores within float32 rounding of each other (around 16, or around 0 with |a||b| = 16).
 
     The tile matmul and the exact score then round differently; only a sound margin keeps it exact.
+    spread 1e-3: differences bf16 screening cannot see but fp32 can (near its error bound).
     """
-    left, right = near_tie_factors(np.random.default_rng(11), signs)
+    left, right = near_tie_factors(np.random.default_rng(11), signs, spread)
     for negative in (False, True):
-        got = top_pairs(left, right, 200, negative=negative, block_rows=32)
+        got = top_pairs(left, right, 200, negative=negative, block_rows=32, screen=screen)
         ref = brute_force_top_pairs(left, right, 200, negative=negative)
         assert pairs(got) == pairs(ref)
         np.testing.assert_array_equal(got.scores, ref.scores)
@@ -250,13 +258,14 @@ def test_other_dtypes_and_numpy_inputs_are_converted():
         np.testing.assert_array_equal(converted.scores, expected.scores)
 
 
-def test_reduced_precision_matmul_setting_is_overridden_and_restored():
+def test_reduced_precision_matmul_setting_is_respected_and_left_alone():
+    """Under "medium" (bf16 inside fp32 matmuls) the fp32 path widens its margin; nothing is switched."""
     rng = np.random.default_rng(12)
     left, right = random_factors(rng, 200, 200, 12)
     saved = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("medium")
     try:
-        got = top_pairs(left, right, 30, block_rows=16)
+        got = top_pairs(left, right, 30, block_rows=16, screen=False)
         assert torch.get_float32_matmul_precision() == "medium"
     finally:
         torch.set_float32_matmul_precision(saved)
@@ -280,3 +289,87 @@ def test_reduced_precision_matmul_setting_is_overridden_and_restored():
 def test_bad_arguments_name_the_problem(args, kwargs, message):
     with pytest.raises(PairSearchError, match=message):
         top_pairs(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# bf16 screening: the error bound, the integer row max, the fallback, parallel workers
+
+
+def adversarial_factors(rng: np.random.Generator, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Wide exponents, exact cancellations, values at bf16 rounding midpoints, tiny and zero rows."""
+    a = rng.standard_normal((96, rank)) * np.exp2(rng.integers(-20, 20, (96, 1)))
+    b = rng.standard_normal((rank, 80)) * np.exp2(rng.integers(-20, 20, (1, 80)))
+    a[:8] = 1 + 2.0**-9  # halfway between two bf16 values: rounding error u_b on every input
+    b[:, :8] = np.where(np.arange(rank)[:, None] % 2, -1.0, 1.0) * (1 + 3 * 2.0**-9)  # cancelling sums
+    a[8:12] = 1e-40  # float32 denormals, which bf16 arithmetic may flush to zero
+    a[12] = 0.0
+    return torch.from_numpy(a.astype(np.float32)), torch.from_numpy(b.astype(np.float32))
+
+
+@pytest.mark.parametrize("rank", [1, 2, 7, 32, 64, 128, 300])
+def test_screening_error_bound_holds(rank):
+    """|bf16 matmul - exact a.b| <= _screen_eps(r) |a||b| + _tiny_slack for every entry."""
+    for seed in range(3):
+        a, b = adversarial_factors(np.random.default_rng(seed), rank)
+        screened = torch.mm(a.bfloat16(), b.bfloat16()).double()
+        exact = a.double() @ b.double()
+        scale = torch.linalg.vector_norm(a.double(), dim=1)[:, None] * torch.linalg.vector_norm(b.double(), dim=0)
+        slack = topk._tiny_slack(rank, float(scale.max()), 1.0)
+        bound = topk._screen_eps(rank) * scale + slack
+        assert bool(((screened - exact).abs() <= bound).all())
+
+
+@pytest.mark.parametrize("rank", [3, 64])
+def test_adversarial_factors_match_brute_force(rank):
+    a, b = adversarial_factors(np.random.default_rng(5), rank)
+    for negative in (False, True):
+        assert_same_top(top_pairs(a, b, 60, negative=negative, block_rows=8), a, b, 60, negative=negative)
+
+
+def test_bf16_bits_at_most_is_a_bf16_just_below():
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.standard_normal(500) * np.exp2(rng.integers(-30, 30, 500)), [0.0, -0.0, 1.0, -1.0]])
+    for x in values.tolist():
+        bits = topk._bf16_bits_at_most(x)
+        as_bf16 = torch.tensor(bits, dtype=torch.int16).view(torch.bfloat16)
+        assert float(as_bf16) <= x
+        assert x - float(as_bf16) <= 2.0**-7 * abs(x) + 1e-45  # within one bf16 step below x
+
+
+def test_hot_rows_never_miss_an_entry():
+    """The integer row max (positive cuts) and the float one (other cuts) find every row reaching the cut."""
+    rng = np.random.default_rng(4)
+    tile = torch.from_numpy(rng.standard_normal((300, 70)).astype(np.float32)).bfloat16()
+    tile[:20] = -tile[:20].abs()  # all-negative rows: their integer max is the most negative value
+    tile[20, :] = -0.0
+    for cut in (-3.0, -0.5, -1e-30, 0.0, 1e-30, 0.3, 1.7, 2.5, 3.1, float(tile.float().max())):
+        expected = np.flatnonzero((tile.float() >= cut).any(dim=1).numpy())
+        got = topk._hot_rows(tile, cut)
+        assert set(expected.tolist()) <= set(got.tolist())
+        assert set(got.tolist()) <= set(
+            np.flatnonzero((tile.float() >= cut - 0.02 * abs(cut) - 1e-6).any(dim=1).numpy())
+        )
+
+
+def test_huge_values_fall_back_to_fp32_and_stay_exact():
+    """Near float32's range bf16 screening could overflow; the fp32 scan takes over."""
+    rng = np.random.default_rng(6)
+    left, right = random_factors(rng, 120, 90, 5)
+    left, right = left * 1e18, right * 1e18
+    assert not topk._screening_is_safe(float(left.norm(dim=1).max()), float(right.norm(dim=0).max()))
+    assert_same_top(top_pairs(left, right, 40, block_rows=16), left, right, 40)
+
+
+@pytest.mark.parametrize("screen", [True, False], ids=["bf16-screen", "fp32"])
+def test_parallel_workers_give_the_same_result(monkeypatch, screen):
+    """Several scan workers share one running top k: same pairs, scores and tie order as one worker."""
+    rng = np.random.default_rng(8)
+    left, right = random_factors(rng, 650, 650, 9)
+    kwargs = {"same_groups": rng.integers(0, 200, 650), "exclude": every_fifth_pair, "negative": True}
+    one = top_pairs(left, right, 80, block_rows=32, screen=screen, **kwargs)
+    monkeypatch.setattr(topk, "scan_workers", lambda: 4)
+    for _ in range(3):
+        many = top_pairs(left, right, 80, block_rows=32, screen=screen, **kwargs)
+        for field in ("row_ids", "col_ids", "scores"):
+            np.testing.assert_array_equal(getattr(many, field), getattr(one, field))
+    assert_same_top(many, left, right, 80, **kwargs)

@@ -1,0 +1,105 @@
+"""Top tokens of every FFN neuron of a layer at once: blocks of neurons @ E, top-k on both signs.
+
+`neuron_top_tokens` answers one neuron with four matrix-vector products; the atlas needs all of
+them, so here a block of neurons is multiplied by E in one matmul (on CPU or CUDA) and the top
+k of each row is taken with torch.topk (ties ordered by token id, see `top_k_rows`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from embspace.devices import resolve_device
+from embspace.filters import VocabFilter
+from embspace.model import EmbeddingSpaceModel
+
+SCAN_VECTORS = ("K", "V", "-K", "-V")
+BLOCK_NEURONS = 256  # rows per matmul: [256, V] float32 is 51 MB for V = 50k
+
+
+@dataclass(frozen=True, eq=False)
+class LayerNeuronTokens:
+    """Top-k tokens of K·E, V·E, -K·E, -V·E for every neuron of one layer, best first."""
+
+    layer: int
+    token_ids: dict[str, np.ndarray]  # vector name -> int64 [d_ff, k]
+    scores: dict[str, np.ndarray]  # vector name -> float32 [d_ff, k], vector · E (for "-K": (-K)·E)
+
+
+class NeuronScanner:
+    """Holds E (padded, on `device`) and the filter mask once; `scan(layer)` answers a whole layer.
+
+    k is clipped to the number of tokens the filter keeps, as `neuron_top_tokens` does.
+    """
+
+    def __init__(
+        self,
+        model: EmbeddingSpaceModel,
+        k: int,
+        vocab_filter: VocabFilter | None = None,
+        *,
+        device: str | torch.device | None = "cpu",
+        block_neurons: int = BLOCK_NEURONS,
+    ):
+        self.model = model
+        self.device = resolve_device(device)
+        mask = torch.from_numpy(np.array(model.vocab_mask(vocab_filter)))
+        self.k = min(int(k), int(mask.sum()))
+        vocab = mask.shape[0]
+        # Only the kept tokens' columns are multiplied: no masking pass, and a strict filter is cheaper.
+        self.token_ids = torch.nonzero(mask).flatten().numpy()  # int64 [V_kept], ascending
+        self.E = model.E[:, self.token_ids].to(self.device, torch.float32).contiguous()  # [d_model, V_kept]
+        self.block_neurons = int(block_neurons)
+
+    def scan(self, layer: int) -> LayerNeuronTokens:
+        """Every neuron of `layer`: ids and scores per vector in SCAN_VECTORS."""
+        weights = self.model.layer(layer)
+        ids: dict[str, list[np.ndarray]] = {name: [] for name in SCAN_VECTORS}
+        scores: dict[str, list[np.ndarray]] = {name: [] for name in SCAN_VECTORS}
+        for side, matrix in (("K", weights.ffn_keys), ("V", weights.ffn_values)):
+            for start in range(0, matrix.shape[0], self.block_neurons):
+                block = matrix[start : start + self.block_neurons].to(self.device, torch.float32)
+                for name, (top_ids, top_scores) in self._block(side, block).items():
+                    ids[name].append(top_ids)
+                    scores[name].append(top_scores)
+        return LayerNeuronTokens(
+            layer,
+            {name: np.concatenate(parts) for name, parts in ids.items()},
+            {name: np.concatenate(parts) for name, parts in scores.items()},
+        )
+
+    def _block(self, side: str, block: torch.Tensor) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """block: [B, d_model] -> {side: (ids [B, k], scores [B, k]), -side: (...)}."""
+        projected = block @ self.E  # [B, V_kept]
+        found = {}
+        for name in (side, f"-{side}"):
+            values, columns = top_k_rows(projected, self.k)
+            found[name] = (self.token_ids[columns], values)  # for -K: the score of (-K)·E, as `neuron` prints
+            projected.neg_()  # exact: -(K·E) == (-K)·E, and no second [B, V] buffer
+        return found
+
+
+def top_k_rows(values: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest entries of each row of values [B, n]: (float32 [B, k], int64 [B, k]).
+
+    Ordered by value descending, equal values by column ascending (torch.topk leaves ties in
+    any order), so a serial and a distributed build write identical tables.
+    """
+    top_values, top_ids = torch.topk(values, k, dim=1)
+    top_values, top_ids = top_values.cpu().numpy(), top_ids.cpu().numpy().astype(np.int64)
+    order = np.lexsort((top_ids, -top_values), axis=-1)
+    return np.take_along_axis(top_values, order, 1).astype(np.float32), np.take_along_axis(top_ids, order, 1)
+
+
+def scan_layer_neurons(
+    model: EmbeddingSpaceModel,
+    layer: int,
+    k: int = 50,
+    vocab_filter: VocabFilter | None = None,
+    device: str | torch.device | None = "cpu",
+) -> LayerNeuronTokens:
+    """Top-k tokens of K, V, -K, -V for every neuron of `layer` (one-off; reuse a NeuronScanner for many layers)."""
+    return NeuronScanner(model, k, vocab_filter, device=device).scan(layer)
