@@ -193,7 +193,7 @@ def _pairs_row(label: str, ours: list[float], theirs: list[float], same: bool) -
     ratio = f"{ref / mine:.0f}x" if ref else "n/a"
     print(
         f"| {label} | {len(ours)} | {mine:.3f} | {f'{ref:.2f}' if ref else 'not run'} | {ratio} | "
-        f"{'yes' if same else 'n/a' if not ref else 'NO'} |",
+        f"{'n/a' if not ref else 'yes' if same else 'NO'} |",
         flush=True,
     )
 

@@ -8,26 +8,37 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache, pickers, render, sidebar
+from embspace.heads import HEAD_KINDS, HeadKind
 from embspace.tokens import DISPLAY_CONVENTION
 
 DEFAULT_PAIRS_PLOTTED = 30
 
 
 @dataclass(frozen=True)
-class HeadKind:
+class HeadPage:
+    """Page text for one head kind; the matrix, rows and columns come from the engine's HeadKind."""
+
+    kind: HeadKind
     title: str
-    matrix: str
-    rows: str  # what a row token is
-    columns: str  # what a column token is
     how_to_read: str
 
+    @property
+    def matrix(self) -> str:
+        return f"{self.kind.title} = {self.kind.formula}"
 
-KINDS = {
-    "vo": HeadKind(
+    @property
+    def rows(self) -> str:
+        return self.kind.rows
+
+    @property
+    def columns(self) -> str:
+        return self.kind.columns
+
+
+PAGES = {
+    "vo": HeadPage(
+        kind=HEAD_KINDS["vo"],
         title="W_VO: what a head copies",
-        matrix="W_VO = Eᵀ W_V W_O E",
-        rows="attended-to token",
-        columns="promoted output token",
         how_to_read=(
             "Each pair (row token, column token) says: when this head **attends to** the row token, it "
             "**writes** the column token's direction into the residual stream, i.e. promotes it in the "
@@ -36,11 +47,9 @@ KINDS = {
             "sidebar to see what else it does."
         ),
     ),
-    "qk": HeadKind(
+    "qk": HeadPage(
+        kind=HEAD_KINDS["qk"],
         title="W_QK: what a head attends to",
-        matrix="W_QK = Eᵀ W_Q W_Kᵀ E",
-        rows="query token",
-        columns="key token",
         how_to_read=(
             "Each pair (row token, column token) says: a position holding the **query** row token "
             "attends strongly to a position holding the **key** column token. Rows are queries, "
@@ -52,7 +61,7 @@ KINDS = {
 
 def head_page(kind: str) -> None:
     """Pickers, the top-pairs table, the copying score and the t-SNE of the pairs' tokens."""
-    spec = KINDS[kind]
+    spec = PAGES[kind]
     controls = sidebar.current()
     model = controls.model
     st.title(spec.title)
@@ -86,7 +95,7 @@ def head_page(kind: str) -> None:
             help="Σλ / Σ|λ| over the eigenvalues λ of this head's W_VO: +1 copies, −1 suppresses.",
         )
         st.subheader(f"Top {min(controls.k, len(pairs))} pairs")
-        st.caption(f"Row: {spec.rows}. Column: {spec.columns}. Score: the entry of {spec.matrix.split(' =')[0]}.")
+        st.caption(f"Row: {spec.rows}. Column: {spec.columns}. Score: the entry of {spec.kind.title}.")
         shown = {"rank": "rank", "row_token": spec.rows, "col_token": spec.columns, "score": "score"}
         render.table(pairs.head(controls.k), stem, shown=shown)
     with plot_column:

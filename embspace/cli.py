@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embspace import cli_annotations, cli_atlas
 from embspace.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
 from embspace.errors import EmbspaceError
 from embspace.export import export_heads
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--kind", choices=HEAD_KINDS, default="vo")
     export.add_argument("--out", required=True, metavar="FILE", help="JSONL file; a rerun skips heads already written")
     commands.add_parser("copying", parents=[model_args], help="copying score of every head")
+    COMMANDS.update(cli_atlas.register(commands, model_args, filter_args))  # atlas build, search
+    COMMANDS.update(cli_annotations.register(commands, model_args))  # annotations set|list|export|import
     return parser
 
 
@@ -168,7 +171,7 @@ def run_pairs(args, model: EmbeddingSpaceModel) -> None:
     if args.json:
         print(json.dumps(records, ensure_ascii=False, indent=1))
         return
-    print(f"W_{args.kind.upper()} layer {args.layer}, head {args.head}: rows = {'attended-to' if args.kind == 'vo' else 'query'} token, columns = {'output' if args.kind == 'vo' else 'key'} token")
+    print(HEAD_KINDS[args.kind].header(args.layer, args.head))
     if not records:
         print("no pair passes the filters")
     width = max((len(r["row_token"]) for r in records), default=4) + 2

@@ -14,6 +14,7 @@ from typing import IO
 
 from embspace.errors import Busy, EmbspaceError
 from embspace.filters import PairFilter, VocabFilter
+from embspace.heads import HeadKind, head_kind
 from embspace.model import EmbeddingSpaceModel, check_k
 from embspace.projections import head_top_pairs
 
@@ -27,14 +28,23 @@ class ExportSummary:
     skipped: int
 
 
-def export_spec(model: EmbeddingSpaceModel, kind: str, k: int, vocab_filter, pair_filter, negative: bool) -> dict:
-    """Everything that identifies one export line besides (layer, head): a rerun skips matching lines."""
+def export_spec(
+    model: EmbeddingSpaceModel, kind: str | HeadKind, k: int, vocab_filter, pair_filter, negative: bool
+) -> dict:
+    """Everything that identifies one export line besides (layer, head): a rerun skips matching lines.
+
+    "matrix", "rows" and "columns" only describe the kind for readers; they are not part of the key.
+    """
+    spec = head_kind(kind)
     return {
         "model": model.info.source,
         "weights": model.info.path,  # resolved directory (a hub snapshot names its commit)
         "revision": model.info.revision,
         "embedding": model.info.embedding,
-        "kind": kind,
+        "kind": spec.name,
+        "matrix": f"{spec.title} = {spec.formula}",
+        "rows": spec.rows,
+        "columns": spec.columns,
         "k": k,
         "negative": negative,
         "filter": {**vocab_filter.describe(), **pair_filter.describe()},
@@ -94,7 +104,7 @@ def export_heads(
     model: EmbeddingSpaceModel,
     out_path: str | Path,
     *,
-    kind: str = "vo",
+    kind: str | HeadKind = "vo",
     k: int = 50,
     vocab_filter: VocabFilter | None = None,
     pair_filter: PairFilter | None = None,
@@ -108,6 +118,7 @@ def export_heads(
     (or not exist yet); while one export writes it, a second one is refused (Busy).
     """
     check_k(k)
+    kind = head_kind(kind).name  # a bad kind fails before the output file is touched
     out_path = Path(out_path)
     vocab_filter = vocab_filter or VocabFilter()
     pair_filter = pair_filter or PairFilter()

@@ -48,7 +48,6 @@ class NeuronScanner:
         self.device = resolve_device(device)
         mask = torch.from_numpy(np.array(model.vocab_mask(vocab_filter)))
         self.k = min(int(k), int(mask.sum()))
-        vocab = mask.shape[0]
         # Only the kept tokens' columns are multiplied: no masking pass, and a strict filter is cheaper.
         self.token_ids = torch.nonzero(mask).flatten().numpy()  # int64 [V_kept], ascending
         self.E = model.E[:, self.token_ids].to(self.device, torch.float32).contiguous()  # [d_model, V_kept]

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from embspace.errors import EmbspaceError
 from embspace.filters import PairFilter, VocabFilter
+from embspace.heads import HEAD_KINDS, HeadKind, head_kind
 from embspace.model import EmbeddingSpaceModel, check_index
 from embspace.topk import top_pairs
 
-HEAD_KINDS = ("vo", "qk")
-NEURON_VECTORS = ("K", "V", "-K", "-V")
+__all__ = ["HEAD_KINDS", "HeadKind", "NEURON_VECTOR_NAMES", "head_kind", "neuron_vector_names"]
+
+# Display order of a neuron's vectors; gated MLPs add "U", "-U" (see neuron_vector_names).
+NEURON_VECTOR_NAMES = ("K", "V", "-K", "-V")
+GATED_VECTOR_NAMES = ("U", "-U")
 
 
 @dataclass(frozen=True)
@@ -48,20 +51,28 @@ class PairTable:
     def to_records(self) -> list[dict]:
         return [
             {"row_id": int(r), "col_id": int(c), "row_token": rt, "col_token": ct, "score": float(s)}
-            for r, c, rt, ct, s in zip(self.row_ids, self.col_ids, self.row_tokens, self.col_tokens, self.scores, strict=True)
+            for r, c, rt, ct, s in zip(
+                self.row_ids, self.col_ids, self.row_tokens, self.col_tokens, self.scores, strict=True
+            )
         ]
 
 
+def neuron_vector_names(gated: bool) -> tuple[str, ...]:
+    """Names of a neuron's vectors in display order: K, V, -K, -V, then U, -U for gated MLPs."""
+    return NEURON_VECTOR_NAMES + (GATED_VECTOR_NAMES if gated else ())
+
+
 def neuron_vectors(model: EmbeddingSpaceModel, layer: int, neuron: int) -> dict[str, torch.Tensor]:
-    """Neuron `neuron`'s d_model vectors: "K" (input weights), "V" (output weights), and for
-    gated MLPs "U" (up_proj row), plus their negations "-K", "-V" ("-U")."""
+    """Neuron `neuron`'s d_model vectors, keyed in display order (neuron_vector_names): "K" (input
+    weights), "V" (output weights), their negations, and for gated MLPs "U" (up_proj row) and "-U"."""
     weights = model.layer(layer)
     check_index("neuron", neuron, weights.ffn_keys.shape[0])
     # Copies: the cached layer is shared by every caller and must not be changed through a view.
-    vectors = {"K": weights.ffn_keys[neuron].clone(), "V": weights.ffn_values[neuron].clone()}
+    base = {"K": weights.ffn_keys[neuron].clone(), "V": weights.ffn_values[neuron].clone()}
     if weights.ffn_up is not None:
-        vectors["U"] = weights.ffn_up[neuron].clone()
-    return {**vectors, **{f"-{name}": -vec for name, vec in vectors.items()}}
+        base["U"] = weights.ffn_up[neuron].clone()
+    vectors = {**base, **{f"-{name}": -vec for name, vec in base.items()}}
+    return {name: vectors[name] for name in neuron_vector_names(weights.ffn_up is not None)}
 
 
 def top_tokens(
@@ -82,7 +93,9 @@ def top_tokens(
     k = min(k, int(mask.sum()))
     _, ids = torch.topk(ranked, k)
     ids_np = ids.numpy().astype(np.int64)
-    return TokenScores(ids_np, tuple(model.vocab.display(int(i)) for i in ids_np), scores[ids].numpy().astype(np.float32))
+    return TokenScores(
+        ids_np, tuple(model.vocab.display(int(i)) for i in ids_np), scores[ids].numpy().astype(np.float32)
+    )
 
 
 def neuron_top_tokens(
@@ -100,25 +113,23 @@ def neuron_top_tokens(
     }
 
 
-def head_factors(model: EmbeddingSpaceModel, kind: str, layer: int, head: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two factors of a head's V x V matrix, never multiplied out.
+def head_factors(
+    model: EmbeddingSpaceModel, kind: str | HeadKind, layer: int, head: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two factors of a head's V x V matrix, never multiplied out (see embspace.heads).
 
     vo: W_VO = Eᵀ W_V^h W_O^h E  -> left = Eᵀ W_V^h [V, d_head], right = W_O^h E [d_head, V]
     qk: W_QK = Eᵀ W_Q^h W_K^hᵀ E -> left = Eᵀ W_Q^h [V, d_head], right = W_K^hᵀ E [d_head, V]
     """
-    if kind not in HEAD_KINDS:
-        raise EmbspaceError(f"kind must be one of {', '.join(HEAD_KINDS)}, not {kind!r}.")
+    spec = head_kind(kind)
     weights = model.layer(layer)
     check_index("head", head, model.shape.n_heads)
-    rows = model.embedding_rows  # [V, d_model]
-    if kind == "vo":
-        return rows @ weights.W_V[head], weights.W_O[head] @ model.E
-    return rows @ weights.W_Q[head], weights.W_K[head].T @ model.E
+    return spec.factors(model, weights, head)
 
 
 def head_top_pairs(
     model: EmbeddingSpaceModel,
-    kind: str,
+    kind: str | HeadKind,
     layer: int,
     head: int,
     k: int = 50,
@@ -126,7 +137,11 @@ def head_top_pairs(
     pair_filter: PairFilter | None = None,
     negative: bool = False,
 ) -> PairTable:
-    """Exact top-k (row token, column token) pairs of W_VO or W_QK under the filters."""
+    """Exact top-k (row token, column token) pairs of W_VO or W_QK under the filters.
+
+    kind: "vo"/"qk" or a HeadKind; the table's `kind` is always the name.
+    """
+    kind = head_kind(kind).name
     left, right = head_factors(model, kind, layer, head)
     mask = model.vocab_mask(vocab_filter)
     pair_filter = pair_filter or PairFilter()
@@ -177,9 +192,7 @@ def copying_score(model: EmbeddingSpaceModel, layer: int, head: int, gram: torch
     return float(eigenvalues.sum().real.item() / total) if total > 0 else 0.0
 
 
-def copying_scores(
-    model: EmbeddingSpaceModel, progress: Callable[[int, int], None] | None = None
-) -> np.ndarray:
+def copying_scores(model: EmbeddingSpaceModel, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Copying score of every head: float64 [n_layers, n_heads]. progress(done, total) per layer."""
     gram = embedding_gram(model)
     n_layers, n_heads = model.shape.n_layers, model.shape.n_heads

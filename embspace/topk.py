@@ -315,38 +315,43 @@ class _Bounds:
 # compete with torch's for the cores.
 
 
-def _gram(x: np.ndarray) -> torch.Tensor:
-    """x^T x in float64, chunked: [r, r]."""
-    gram = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
-    step = max(1, _CHUNK_VALUES // x.shape[1])
-    for start in range(0, len(x), step):
-        chunk = torch.from_numpy(x[start : start + step]).double()
-        gram += chunk.T @ chunk
-    return gram
+def _gram_and_norms(x: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """x^T x [r, r] (float32 products, float64 result) and the row norms of x [n, r], float64 [n].
+
+    The norms are reduced in float64 (no rounding worth the name); the Gram matrix only steers the
+    balancing, whose own error is measured on the transform itself (`_balancing`).
+    """
+    rows = torch.from_numpy(x)
+    return (rows.T @ rows).double(), torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64).numpy()
 
 
-def _norms(x: np.ndarray, transform: torch.Tensor | None) -> np.ndarray:
-    """Row norms of x @ transform (or of x), float64, chunked: [n]."""
-    norms = np.empty(len(x))
-    step = max(1, _CHUNK_VALUES // x.shape[1])
-    for start in range(0, len(x), step):
-        chunk = torch.from_numpy(x[start : start + step]).double()
-        if transform is not None:
-            chunk = chunk @ transform
-        norms[start : start + step] = torch.linalg.vector_norm(chunk, dim=1).numpy()
-    return norms
+def _norms(x: np.ndarray, transform: torch.Tensor) -> np.ndarray:
+    """Row norms of x @ transform computed in float32, float64 [n]; off by at most
+    2 (r + 2) u |x_i| |transform|_F (matmul and rounding of the transform), see `_bounds`."""
+    product = torch.from_numpy(x) @ transform.float()
+    return torch.linalg.vector_norm(product, dim=1, dtype=torch.float64).numpy()
 
 
-def _balancing(a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, float] | None:
+def _both_sides(function, a_args: tuple, b_args: tuple) -> tuple:
+    """function(*a_args), function(*b_args), on two threads when the policy allows (GIL released)."""
+    if scan_workers() < 2:
+        return function(*a_args), function(*b_args)
+    with ThreadPoolExecutor(2, thread_name_prefix="embspace-bounds") as pool:
+        b_done = pool.submit(function, *b_args)
+        return function(*a_args), b_done.result()
+
+
+def _balancing(gram_a: torch.Tensor, gram_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float] | None:
     """Xa, Xb [r, r] float64 with Xa Xb^T = I (to `error`) so that a Xa and b Xb are SVD-balanced.
 
-    a: [n_a, r] rows, b: [n_b, r] columns of the product. With A = Qa Ra, B = Qb Rb and
+    gram_a, gram_b: a^T a, b^T b [r, r] of the rows a [n_a, r] and columns b [n_b, r] of the
+    product (any accuracy: `error` is measured on Xa, Xb themselves). With A = Qa Ra, B = Qb Rb and
     Ra Rb^T = U S V^T: A Xa = Qa U S^1/2 and B Xb = Qb V S^1/2 share the singular values evenly,
     which makes |a Xa| |b Xb| a much tighter bound than |a| |b| when one side carries the scale.
     None when a side is (nearly) rank deficient: plain Cauchy-Schwarz is used then.
     """
-    lam_a, p_a = torch.linalg.eigh(_gram(a))
-    lam_b, p_b = torch.linalg.eigh(_gram(b))
+    lam_a, p_a = torch.linalg.eigh(gram_a)
+    lam_b, p_b = torch.linalg.eigh(gram_b)
     if lam_a[0] <= 1e-10 * lam_a[-1] or lam_b[0] <= 1e-10 * lam_b[-1]:
         return None
     r_a = lam_a.sqrt()[:, None] * p_a.T  # r_a^T r_a = a^T a
@@ -364,17 +369,19 @@ def _balancing(a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
 def _bounds(a: np.ndarray, b: np.ndarray) -> _Bounds:
     """Norm bounds for rows a [n_a, r] and columns b [n_b, r], valid for the exact float32 scores.
 
-    Slack covers: the transform not being exactly inverse (error * |a| |b|), float64 rounding in
-    the norms, and the float32 rounding of a score (<= 2^-23 |a| |b|).
+    Slack covers: the transform not being exactly inverse (error * |a| |b|), float32 rounding in
+    the transformed norms, and the float32 rounding of a score (<= 2^-23 |a| |b|).
     """
-    plain_a, plain_b = _norms(a, None), _norms(b, None)
+    (gram_a, plain_a), (gram_b, plain_b) = _both_sides(_gram_and_norms, (a,), (b,))
     top_a, top_b = float(plain_a.max()), float(plain_b.max())
-    balanced = _balancing(a, b)
+    balanced = _balancing(gram_a, gram_b)
     if balanced is None:
         return _Bounds(plain_a * (1 + 1e-9), plain_b * (1 + 1e-9), 2 * _U32 * top_a * top_b, plain_a, plain_b)
     x_a, x_b, error = balanced
-    row = _norms(a, x_a) * (1 + 1e-9) + 1e-12 * plain_a * float(torch.linalg.norm(x_a))
-    col = _norms(b, x_b) * (1 + 1e-9) + 1e-12 * plain_b * float(torch.linalg.norm(x_b))
+    row, col = _both_sides(_norms, (a, x_a), (b, x_b))
+    float32_error = 2 * (a.shape[1] + 2) * _U32 * (1 + 1e-6)  # of a float32 [n, r] @ [r, r] row, see _norms
+    row = row * (1 + 1e-9) + float32_error * plain_a * float(torch.linalg.norm(x_a))
+    col = col * (1 + 1e-9) + float32_error * plain_b * float(torch.linalg.norm(x_b))
     return _Bounds(row, col, (error + 2 * _U32) * top_a * top_b, plain_a, plain_b)
 
 
@@ -387,7 +394,7 @@ class _Tiling:
     """The eligible submatrix, rows and columns sorted by bound, cut into tiles (read-only, shared)."""
 
     a: torch.Tensor  # [n_a, r] float32, or bfloat16 when screening; sign folded in
-    b: torch.Tensor  # [r, n_b]
+    b: torch.Tensor  # [r, n_b] (column-major: a transposed view)
     row_ids: np.ndarray  # int64 [n_a], the token id of each sorted row
     col_ids: np.ndarray  # int64 [n_b]
     row_norm: np.ndarray  # [n_a] float64, descending: |a . b| <= row_norm * col_norm + slack
@@ -447,6 +454,8 @@ class _TileQueue:
 def _scan_worker(tiling: _Tiling, best: _RunningTopK, queue: _TileQueue) -> None:
     n_a, n_b = len(tiling.row_ids), len(tiling.col_ids)
     n_col_tiles = tiling.tile_bound.shape[1]
+    # One output buffer per worker: a fresh tile per matmul would be a fresh mmap (page faults).
+    buffer = torch.empty(min(tiling.tile_rows, n_a) * min(tiling.tile_cols, n_b), dtype=tiling.a.dtype)
     while (flat := queue.take()) is not None:
         i, j = divmod(flat, n_col_tiles)
         threshold = best.threshold
@@ -462,16 +471,19 @@ def _scan_worker(tiling: _Tiling, best: _RunningTopK, queue: _TileQueue) -> None
             # cache (resident memory grew ~40 MB per layer with exact sizes).
             r1 = min(r1, r0 + -(-rows // _SHAPE_GRID) * _SHAPE_GRID)
             c1 = min(c1, c0 + -(-cols // _SHAPE_GRID) * _SHAPE_GRID)
-        values = torch.mm(tiling.a[r0:r1], tiling.b[:, c0:c1])  # GIL released: workers overlap here
+        values = buffer[: (r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
+        torch.mm(tiling.a[r0:r1], tiling.b[:, c0:c1], out=values)  # GIL released: workers overlap here
         queue.count(values.numel())
         _harvest_tile(values, tiling.row_ids[r0:r1], tiling.col_ids[c0:c1], float(tiling.margin[i, j]), best)
 
 
 def _tiling(problem: _Problem, block_rows: int | None, screen: bool) -> _Tiling:
     """Sort rows / columns by their balanced bound, cut tiles, and bound each tile's entries and error."""
-    a = problem.left[problem.rows] * np.float32(problem.sign)  # [n_a, r], sign folded in
-    b = problem.right[:, problem.cols]  # [r, n_b]
-    bounds = _bounds(a, np.ascontiguousarray(b.T))
+    a = problem.left[problem.rows]  # [n_a, r]
+    if problem.sign < 0:
+        np.negative(a, out=a)  # sign folded in (exact)
+    b_t = problem.right.T[problem.cols]  # [n_b, r]: columns as rows, gathered once, contiguous
+    bounds = _bounds(a, b_t)
     row_order = np.argsort(-bounds.row_norm, kind="stable")
     col_order = np.argsort(-bounds.col_norm, kind="stable")
     row_norm, col_norm = bounds.row_norm[row_order], bounds.col_norm[col_order]
@@ -487,8 +499,8 @@ def _tiling(problem: _Problem, block_rows: int | None, screen: bool) -> _Tiling:
     # matmul, <= (r + 2) u |a||b| (Higham); plus the float32 rounding of the exact score, 2u |a||b|.
     relative = _screen_eps(rank) if screen or not exact_fp32 else (rank + 6) * 2 * _U32
     margin = np.outer(top_a, top_b) * (relative + 2 * _U32) + _tiny_slack(rank, plain_a.max(), plain_b.max())
-    a_sorted = torch.from_numpy(np.ascontiguousarray(a[row_order]))
-    b_sorted = torch.from_numpy(np.ascontiguousarray(b[:, col_order]))
+    a_sorted = torch.from_numpy(a[row_order])
+    b_sorted = torch.from_numpy(b_t[col_order]).T  # [r, n_b], a transposed view: matmuls take it as is
     if screen:
         a_sorted, b_sorted = a_sorted.bfloat16(), b_sorted.bfloat16()
     return _Tiling(

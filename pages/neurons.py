@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import cache, pickers, render, sidebar
+from embspace.projections import neuron_vector_names
 from embspace.tokens import DISPLAY_CONVENTION
 
 DEFAULT_TOKENS_PLOTTED = 50
@@ -10,7 +11,7 @@ DEFAULT_TOKENS_PLOTTED = 50
 controls = sidebar.current()
 model = controls.model
 gated = model.shape.gated_mlp
-vectors = ("K", "V", "-K", "-V", "U", "-U") if gated else ("K", "V", "-K", "-V")
+vectors = neuron_vector_names(gated)
 
 st.title("FFN neurons")
 with st.expander("How to read this page", expanded=False):

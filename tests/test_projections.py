@@ -136,3 +136,48 @@ def test_minilm_copying_heads_are_found(minilm_dir):
     scores = copying_scores(model)
     assert scores.shape == (6, 12)
     assert scores.max() > 0.5
+
+
+@pytest.mark.parametrize("name", ["vo", "qk"])
+def test_head_kind_factors_multiply_to_the_full_matrix(gpt2_model, name):
+    from embspace.heads import HEAD_KINDS
+
+    spec = HEAD_KINDS[name]
+    assert spec.name == name and spec.title == f"W_{name.upper()}"
+    left, right = spec.factors(gpt2_model, gpt2_model.layer(1), 2)
+    assert left.shape == (gpt2_model.shape.vocab_size, right.shape[0])
+    np.testing.assert_allclose(
+        (left.double() @ right.double()).numpy(), full_matrix(gpt2_model, name, 1, 2), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_head_top_pairs_takes_a_name_or_a_head_kind(gpt2_model):
+    from embspace.heads import HEAD_KINDS
+
+    by_name = head_top_pairs(gpt2_model, "qk", 0, 1, k=7)
+    by_object = head_top_pairs(gpt2_model, HEAD_KINDS["qk"], 0, 1, k=7)
+    assert by_object.kind == "qk"
+    assert by_name.to_records() == by_object.to_records()
+
+
+def test_unknown_head_kind_names_the_valid_ones(gpt2_model):
+    from embspace import EmbspaceError
+
+    with pytest.raises(EmbspaceError, match="vo, qk"):
+        head_top_pairs(gpt2_model, "ov", 0, 0, k=3)
+
+
+def test_head_kind_header_names_rows_and_columns():
+    from embspace.heads import HEAD_KINDS
+
+    line = HEAD_KINDS["vo"].header(3, 1)
+    assert line.startswith("W_VO layer 3, head 1:")
+    assert "rows = attended-to token" in line and "columns = promoted output token" in line
+
+
+def test_neuron_vectors_come_in_display_order(gpt2_model, llama_model):
+    from embspace.projections import neuron_vector_names, neuron_vectors
+
+    assert list(neuron_vectors(gpt2_model, 0, 0)) == ["K", "V", "-K", "-V"] == list(neuron_vector_names(False))
+    assert list(neuron_vectors(llama_model, 0, 0)) == ["K", "V", "-K", "-V", "U", "-U"]
+    assert list(neuron_top_tokens(llama_model, 0, 0, k=2)) == list(neuron_vector_names(True))

@@ -1,0 +1,207 @@
+"""Build an atlas: every unit (layer, kind) computed once, written atomically, skipped when done."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.parquet as pq
+
+from embspace.atlas.manifest import (
+    MANIFEST,
+    SCHEMAS,
+    AtlasError,
+    check_same_atlas,
+    new_manifest,
+    read_manifest,
+    write_json_atomic,
+)
+from embspace.atlas.units import UNIT_KINDS, Unit, Workspace, compute_unit
+from embspace.devices import resolve_device
+from embspace.errors import Busy, EmbspaceError
+from embspace.ffn_scan import SCAN_VECTORS
+from embspace.model import EmbeddingSpaceModel, check_k
+
+DEFAULT_K = 200
+# Rows per Parquet row group in the neuron table: its min/max statistics let a one-neuron read skip the rest.
+NEURONS_PER_ROW_GROUP = 32
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What one build did: units computed now, units an earlier run had finished, seconds taken."""
+
+    directory: Path
+    built: int
+    skipped: int
+    units: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {
+            "out": str(self.directory),
+            "built": self.built,
+            "skipped": self.skipped,
+            "units": self.units,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def parse_layers(spec: str | None, n_layers: int) -> list[int]:
+    """ "0-2,5" -> [0, 1, 2, 5]; None or "" -> every layer. Raises EmbspaceError naming the valid range."""
+    if not spec:
+        return list(range(n_layers))
+    layers: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.strip().partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise EmbspaceError(f"--layers {spec!r}: write layers like 0-2,5.") from None
+        if not 0 <= low <= high < n_layers:
+            raise EmbspaceError(f"--layers {spec!r}: this model has layers 0..{n_layers - 1}.")
+        layers.update(range(low, high + 1))
+    return sorted(layers)
+
+
+def build_atlas(
+    model: EmbeddingSpaceModel,
+    out: str | Path,
+    *,
+    k: int = DEFAULT_K,
+    layers: list[int] | None = None,
+    device: str = "cpu",
+    ray_address: str | None = None,
+    use_ray: bool = False,
+    progress: bool = True,
+) -> BuildSummary:
+    """Compute the atlas of `model` into `out` (created if needed); finished partitions are kept.
+
+    Refuses (AtlasError, nothing written) when `out` holds an atlas of another model, revision,
+    embedding or N, or is a non-empty directory without one. use_ray: one Ray task per unit,
+    on the cluster at `ray_address` (None: a running `ray.init()`, else a local one).
+    """
+    check_k(k, "--k")
+    resolve_device(device)  # a missing GPU is one clear line before any work
+    directory = Path(out)
+    started = time.perf_counter()
+    with locked_atlas(directory):
+        prepare_directory(directory, new_manifest(model, k))
+        remove_stale_temporaries(directory)
+        workspace = Workspace(model, k, device)
+        layers = list(range(model.shape.n_layers)) if layers is None else layers
+        units = [Unit(layer, kind) for layer in layers for kind in UNIT_KINDS]
+        todo = [unit for unit in units if not unit_done(directory, unit, workspace)]
+        with progress_bar(len(units), len(units) - len(todo), progress) as bar:
+            if use_ray:
+                from embspace.atlas.ray_build import run_on_ray
+
+                run_on_ray(workspace, todo, directory, ray_address, bar)
+            else:
+                for unit in todo:
+                    write_unit(directory, compute_unit(workspace, unit))
+                    bar.update(1)
+    return BuildSummary(directory, len(todo), len(units) - len(todo), len(units), time.perf_counter() - started)
+
+
+def prepare_directory(directory: Path, manifest: dict) -> None:
+    """Create `directory` with its manifest, or check that its existing manifest is for the same atlas."""
+    if (directory / MANIFEST).exists():
+        check_same_atlas(read_manifest(directory), manifest, directory)
+        return
+    if directory.exists() and any(p.name != ".lock" for p in directory.iterdir()):
+        raise AtlasError(f"{directory} is not empty and holds no atlas ({MANIFEST} missing); choose another --out.")
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(directory / MANIFEST, manifest)
+
+
+@contextlib.contextmanager
+def locked_atlas(directory: Path) -> Iterator[None]:
+    """An exclusive lock on `directory` for the whole build; Busy when another build holds it."""
+    if directory.exists() and not directory.is_dir():
+        raise AtlasError(f"{directory} is a file: give a directory for the atlas.")
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"another build is writing the atlas in {directory}; wait for it to finish.") from None
+        yield
+
+
+def unit_done(directory: Path, unit: Unit, workspace: Workspace) -> bool:
+    """Every partition of `unit` is a readable Parquet file with the full row count and the right schema."""
+    return all(
+        partition_ok(directory / path, workspace.expected_rows(path), SCHEMAS[path.split("/")[0]])
+        for path in unit.paths()
+    )
+
+
+def partition_ok(path: Path, rows: int, schema: pa.Schema) -> bool:
+    """A truncated or corrupt file (no valid footer), a short one or one of another schema is not done."""
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return meta.num_rows == rows and meta.schema.to_arrow_schema().remove_metadata().equals(schema)
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Temporary files of a killed build (we hold the lock, so no live build owns them)."""
+    for stale in directory.glob("*/**/.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def write_unit(directory: Path, tables: dict[str, pa.Table]) -> None:
+    """Each table to a hidden temporary name, then renamed: a killed build never leaves a half file
+    under the final name (and readers skip names starting with '.')."""
+    for relative, table in tables.items():
+        final = directory / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temporary = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        group = None
+        if relative.startswith("neurons"):
+            group = NEURONS_PER_ROW_GROUP * len(SCAN_VECTORS) * max(1, int(pa.compute.max(table["rank"]).as_py() or 1))
+        pq.write_table(table, temporary, compression="zstd", row_group_size=group)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+
+
+class _Progress:
+    """tqdm on stderr (bar with ETA), or nothing."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total, initial=initial, unit="part", desc="atlas", file=sys.stderr, dynamic_ncols=True
+            )
+
+    def update(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, initial: int, enabled: bool) -> Iterator[_Progress]:
+    bar = _Progress(total, initial, enabled)
+    try:
+        yield bar
+    finally:
+        bar.close()

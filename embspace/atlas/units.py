@@ -1,0 +1,152 @@
+"""One unit of atlas work, (layer, kind) with kind in vo / qk / ffn, computed into Arrow tables.
+
+The serial build and the Ray workers call the same `compute_unit`, so their tables are identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from embspace.atlas.manifest import HEADS_SCHEMA, NEURONS_SCHEMA, PAIRS_SCHEMA, PATHS
+from embspace.ffn_scan import SCAN_VECTORS, NeuronScanner
+from embspace.model import EmbeddingSpaceModel
+from embspace.projections import copying_score, embedding_gram, head_top_pairs
+
+UNIT_KINDS = ("vo", "qk", "ffn")
+SIGNS = (("+", False), ("-", True))
+
+
+@dataclass(frozen=True)
+class Unit:
+    layer: int
+    kind: str  # "vo" (W_VO pairs + head scores), "qk" (W_QK pairs) or "ffn" (every neuron)
+
+    def paths(self) -> tuple[str, ...]:
+        """The partitions this unit writes, relative to the atlas directory."""
+        if self.kind == "ffn":
+            return (PATHS["neurons"].format(layer=self.layer),)
+        pairs = PATHS["pairs"].format(layer=self.layer, kind=self.kind)
+        return (PATHS["heads"].format(layer=self.layer), pairs) if self.kind == "vo" else (pairs,)
+
+
+class Workspace:
+    """A model plus what every unit of it reuses: the FFN scanner (E on the device) and E Eᵀ."""
+
+    def __init__(self, model: EmbeddingSpaceModel, k: int, device: str = "cpu"):
+        self.model = model
+        self.k = k
+        self.device = device
+        self._scanner: NeuronScanner | None = None
+        self._gram: torch.Tensor | None = None
+
+    @property
+    def scanner(self) -> NeuronScanner:
+        if self._scanner is None:
+            self._scanner = NeuronScanner(self.model, self.k, device=self.device)
+        return self._scanner
+
+    @property
+    def gram(self) -> torch.Tensor:
+        if self._gram is None:
+            self._gram = embedding_gram(self.model)  # [d_model, d_model] float64, once per model
+        return self._gram
+
+    def expected_rows(self, path: str) -> int:
+        """Rows a complete partition holds (a shorter file is a truncated one)."""
+        kept = int(self.model.vocab_mask(None).sum())
+        heads = self.model.shape.n_heads
+        if path.startswith("neurons/"):
+            return self.model.shape.d_ff * len(SCAN_VECTORS) * min(self.k, kept)
+        if path.startswith("heads/"):
+            return heads
+        return heads * len(SIGNS) * min(self.k, kept * kept)
+
+
+def compute_unit(workspace: Workspace, unit: Unit) -> dict[str, pa.Table]:
+    """{relative partition path: table} for one unit."""
+    if unit.kind == "ffn":
+        return {unit.paths()[0]: neuron_table(workspace, unit.layer)}
+    tables = {}
+    if unit.kind == "vo":
+        tables[unit.paths()[0]] = head_score_table(workspace, unit.layer)
+    tables[unit.paths()[-1]] = pair_table(workspace, unit.kind, unit.layer)
+    return tables
+
+
+def pair_table(workspace: Workspace, kind: str, layer: int) -> pa.Table:
+    """Every head's top-N most positive and most negative pairs, default filter (as `pairs` prints)."""
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in PAIRS_SCHEMA.names}
+    for head in range(workspace.model.shape.n_heads):
+        for sign, negative in SIGNS:
+            found = head_top_pairs(workspace.model, kind, layer, head, workspace.k, negative=negative)
+            n = len(found.scores)
+            columns["kind"].append(np.full(n, kind, dtype=object))
+            columns["sign"].append(np.full(n, sign, dtype=object))
+            columns["layer"].append(np.full(n, layer, dtype=np.int32))
+            columns["head"].append(np.full(n, head, dtype=np.int32))
+            columns["rank"].append(np.arange(1, n + 1, dtype=np.int32))
+            columns["row_id"].append(found.row_ids.astype(np.int32))
+            columns["col_id"].append(found.col_ids.astype(np.int32))
+            columns["score"].append(found.scores.astype(np.float32))
+    return _table(columns, PAIRS_SCHEMA)
+
+
+def neuron_table(workspace: Workspace, layer: int) -> pa.Table:
+    """Every neuron's top-N tokens of K, V, -K, -V, ordered by neuron, vector, rank."""
+    scan = workspace.scanner.scan(layer)
+    d_ff, k = scan.token_ids["K"].shape
+    n_vectors = len(SCAN_VECTORS)
+    ids = np.stack([scan.token_ids[v] for v in SCAN_VECTORS], axis=1)  # [d_ff, 4, k]
+    scores = np.stack([scan.scores[v] for v in SCAN_VECTORS], axis=1)
+    columns = {
+        "layer": np.full(d_ff * n_vectors * k, layer, dtype=np.int32),
+        "neuron": np.repeat(np.arange(d_ff, dtype=np.int32), n_vectors * k),
+        "vector": np.tile(np.repeat(np.array(SCAN_VECTORS, dtype=object), k), d_ff),
+        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), d_ff * n_vectors),
+        "token_id": ids.reshape(-1).astype(np.int32),
+        "score": scores.reshape(-1).astype(np.float32),
+    }
+    return pa.Table.from_pydict(
+        {name: pa.array(values, type=NEURONS_SCHEMA.field(name).type) for name, values in columns.items()},
+        schema=NEURONS_SCHEMA,
+    )
+
+
+def head_score_table(workspace: Workspace, layer: int) -> pa.Table:
+    """Copying score (eigenvalues of W_VO) and QK self score (eigenvalues of W_QK) of each head."""
+    model, gram = workspace.model, workspace.gram
+    weights = model.layer(layer)
+    heads = range(model.shape.n_heads)
+    return pa.Table.from_pydict(
+        {
+            "layer": pa.array([layer] * len(heads), pa.int32()),
+            "head": pa.array(list(heads), pa.int32()),
+            "copying_score": pa.array([copying_score(model, layer, h, gram) for h in heads], pa.float64()),
+            "qk_self_score": pa.array([qk_self_score(weights.W_Q[h], weights.W_K[h], gram) for h in heads]),
+        },
+        schema=HEADS_SCHEMA,
+    )
+
+
+def qk_self_score(w_q: torch.Tensor, w_k: torch.Tensor, gram: torch.Tensor) -> float:
+    """Σλ/Σ|λ| over the eigenvalues λ of W_QK = Eᵀ W_Q W_Kᵀ E ([V, V]).
+
+    w_q, w_k: [d_model, d_head]; gram: E Eᵀ [d_model, d_model]. The nonzero eigenvalues of W_QK are
+    those of W_Kᵀ (E Eᵀ) W_Q ([d_head, d_head]), as for the copying score.
+    """
+    small = w_k.to(torch.float64).T @ gram @ w_q.to(torch.float64)
+    eigenvalues = torch.linalg.eigvals(small)
+    total = eigenvalues.abs().sum().item()
+    return float(eigenvalues.sum().real.item() / total) if total > 0 else 0.0
+
+
+def _table(columns: dict[str, list[np.ndarray]], schema: pa.Schema) -> pa.Table:
+    arrays = {
+        name: pa.array(np.concatenate(parts) if parts else np.array([]), type=schema.field(name).type)
+        for name, parts in columns.items()
+    }
+    return pa.Table.from_pydict(arrays, schema=schema)

@@ -1,0 +1,79 @@
+"""Head kinds: what a head's V x V matrix in embedding space is, in one place.
+
+The CLI title line, the export, the dashboard head page and the atlas all read the same
+`HeadKind` instead of re-spelling "vo"/"qk" rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import torch
+
+from embspace.errors import EmbspaceError
+
+if TYPE_CHECKING:  # only for annotations: model.py must not depend on this module
+    from embspace.model import EmbeddingSpaceModel, LayerWeights
+
+Factors = Callable[["EmbeddingSpaceModel", "LayerWeights", int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _vo_factors(model: EmbeddingSpaceModel, weights: LayerWeights, head: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # left = Eᵀ W_V^h [V, d_head], right = W_O^h E [d_head, V]
+    return model.embedding_rows @ weights.W_V[head], weights.W_O[head] @ model.E
+
+
+def _qk_factors(model: EmbeddingSpaceModel, weights: LayerWeights, head: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # left = Eᵀ W_Q^h [V, d_head], right = W_K^hᵀ E [d_head, V]
+    return model.embedding_rows @ weights.W_Q[head], weights.W_K[head].T @ model.E
+
+
+@dataclass(frozen=True)
+class HeadKind:
+    """One kind of head matrix read in the vocabulary, kept as two factors (never V x V)."""
+
+    name: str  # "vo" or "qk"
+    title: str  # e.g. "W_VO"
+    formula: str  # the matrix, in the paper's notation
+    rows: str  # what a row token is
+    columns: str  # what a column token is
+    factors: Factors  # (model, layer weights, head) -> (left [V, d_head], right [d_head, V])
+
+    def header(self, layer: int, head: int) -> str:
+        """One title line, e.g. for the CLI: 'W_VO layer 3, head 1: rows = ..., columns = ...'."""
+        return f"{self.title} layer {layer}, head {head}: rows = {self.rows}, columns = {self.columns}"
+
+
+HEAD_KINDS: Mapping[str, HeadKind] = MappingProxyType(
+    {
+        "vo": HeadKind(
+            name="vo",
+            title="W_VO",
+            formula="Eᵀ W_V^h W_O^h E",
+            rows="attended-to token",
+            columns="promoted output token",
+            factors=_vo_factors,
+        ),
+        "qk": HeadKind(
+            name="qk",
+            title="W_QK",
+            formula="Eᵀ W_Q^h W_K^hᵀ E",
+            rows="query token",
+            columns="key token",
+            factors=_qk_factors,
+        ),
+    }
+)
+
+
+def head_kind(kind: str | HeadKind) -> HeadKind:
+    """The HeadKind for a name ("vo"/"qk") or the object itself; a clear error otherwise."""
+    if isinstance(kind, HeadKind):
+        return kind
+    try:
+        return HEAD_KINDS[kind]
+    except (KeyError, TypeError):
+        raise EmbspaceError(f"kind must be one of {', '.join(HEAD_KINDS)}, not {kind!r}.") from None

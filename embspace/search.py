@@ -1,0 +1,427 @@
+"""Token search: where in the whole model a token is read (FFN K), written (FFN V) or paired (heads).
+
+Two paths with one result shape (`SearchHit`):
+- live (no atlas), exact: for FFN neurons the token's rank inside each neuron's vector, computed
+  with a lower bound from a sample of the vocabulary that decides which neurons need their full
+  row at all (`ffn_hits`); for heads the token's best partner and its rank in the partner's
+  column (`head_hits`);
+- atlas: the stored top-N lists, with the filters applied to the stored candidates (`atlas_hits`).
+
+Rank, everywhere: 1 + the number of other tokens the filter keeps that score strictly higher.
+- neuron-K / neuron-V: among the vocabulary, on this neuron's K·E (V·E): 1 = the neuron's top token.
+  Live and atlas agree exactly (every token above a stored token is stored too).
+- vo-row / qk-row (token as the row: attended-to / query token), live: the token's best partner
+  column c* = argmax_c W[t, c]; rank = the token's position among all rows in column c*, so 1
+  means (t, c*) is a mutual best pair. vo-col / qk-col: the same with rows and columns swapped.
+  atlas: the position of the token's best pair among the head's stored top-N pairs (1 = the
+  head's top pair) under the filters.
+Best results first: rank ascending, then score descending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import torch
+
+from embspace.errors import EmbspaceError
+from embspace.filters import PairFilter, VocabFilter
+from embspace.model import EmbeddingSpaceModel
+
+SEARCH_KINDS = ("neuron-K", "neuron-V", "vo-row", "vo-col", "qk-row", "qk-col")
+SAMPLE_TOKENS = 256  # vocabulary sample for the neurons' rank lower bound
+EXACT_BLOCK = 512  # neurons per exact-rank matmul
+_U32 = 2.0**-24
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One place the token shows up; partner_* is the best pair's other token (heads only)."""
+
+    kind: str
+    layer: int
+    index: int  # neuron or head
+    token_id: int
+    token: str
+    rank: int
+    score: float
+    partner_id: int | None = None
+    partner_token: str | None = None
+    source: str = "live"  # "live" or "atlas"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class QueryWord:
+    """A word as the user typed it and the tokens the tokenizer makes of it."""
+
+    word: str
+    token_ids: tuple[int, ...]
+    tokens: tuple[str, ...]
+
+
+def query_tokens(model: EmbeddingSpaceModel, words: list[str]) -> list[QueryWord]:
+    """Each word's tokens: a raw vocabulary token ("##ami", "Ġkot") as itself; else the word as it
+    appears after a space in running text (the word-start form), split into its tokens."""
+    vocab = model.tokenizer.get_vocab()
+    found = []
+    for word in (w.strip() for w in words):
+        if not word:
+            continue
+        if word in vocab and vocab[word] < model.vocab.size:
+            ids = [vocab[word]]
+        else:
+            ids = _encode(model, " " + word) or _encode(model, word)
+        if not ids:
+            raise EmbspaceError(f"{word!r} makes no token in this model's vocabulary.")
+        found.append(QueryWord(word, tuple(ids), tuple(model.vocab.display(i) for i in ids)))
+    return found
+
+
+def _encode(model: EmbeddingSpaceModel, text: str) -> list[int]:
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return [i for i in ids if i < model.vocab.size and model.vocab.text[i].strip()]
+
+
+class SearchIndex:
+    """Every layer's FFN keys and values stacked in memory, so a search never rereads the weights.
+
+    keys, values: float32 [n_layers * d_ff, d_model] (GPT-2 medium: 403 MB each; MiniLM: 14 MB each). Build once per model (the dashboard caches it) and search many times.
+    """
+
+    def __init__(self, model: EmbeddingSpaceModel):
+        self.model = model
+        layers = [model.layer(i) for i in range(model.shape.n_layers)]
+        self.d_ff = model.shape.d_ff
+        self.sides = {
+            "K": torch.cat([w.ffn_keys for w in layers]).contiguous(),
+            "V": torch.cat([w.ffn_values for w in layers]).contiguous(),
+        }
+        self.row_norms = {side: torch.linalg.vector_norm(m, dim=1) for side, m in self.sides.items()}  # [N]
+        self.max_token_norm = float(torch.linalg.vector_norm(model.embedding_rows, dim=1).max())
+
+
+def search(
+    model: EmbeddingSpaceModel,
+    words: list[str],
+    *,
+    vocab_filter: VocabFilter | None = None,
+    pair_filter: PairFilter | None = None,
+    limit: int = 10,
+    kinds: tuple[str, ...] = SEARCH_KINDS,
+    atlas=None,
+    index: SearchIndex | None = None,
+) -> list[SearchHit]:
+    """Hits for every token of `words`: at most `limit` per (token, kind), best first overall."""
+    unknown = set(kinds) - set(SEARCH_KINDS)
+    if unknown:
+        raise EmbspaceError(f"unknown search kinds {sorted(unknown)}; choose from {', '.join(SEARCH_KINDS)}.")
+    token_ids = sorted({i for word in query_tokens(model, words) for i in word.token_ids})
+    if atlas is not None:
+        hits = atlas_hits(atlas, model, token_ids, vocab_filter, pair_filter, limit, kinds)
+    else:
+        hits = live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index)
+    return sort_hits(hits)
+
+
+def sort_hits(hits: list[SearchHit]) -> list[SearchHit]:
+    return sorted(hits, key=lambda h: (h.rank, -h.score, SEARCH_KINDS.index(h.kind), h.layer, h.index, h.token_id))
+
+
+# ---------------------------------------------------------------------------------------------
+# Live
+
+
+@dataclass(frozen=True, eq=False)
+class _Vocab:
+    """The filtered vocabulary every live scan shares: kept token ids and their columns of E."""
+
+    allowed: np.ndarray  # int64 [V_kept], ascending
+    kept_E: torch.Tensor  # float32 [d_model, V_kept]
+    column_of: np.ndarray  # int64 [V]: column in kept_E, -1 where the filter drops the token
+
+
+def _filtered_vocab(model: EmbeddingSpaceModel, vocab_filter: VocabFilter | None) -> _Vocab:
+    mask = np.array(model.vocab_mask(vocab_filter))
+    allowed = np.flatnonzero(mask).astype(np.int64)
+    column_of = np.full(mask.shape[0], -1, dtype=np.int64)
+    column_of[allowed] = np.arange(len(allowed))
+    return _Vocab(allowed, model.E[:, torch.from_numpy(allowed)].contiguous(), column_of)
+
+
+def live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index) -> list[SearchHit]:
+    vocab = _filtered_vocab(model, vocab_filter)
+    hits: list[SearchHit] = []
+    for token in token_ids:
+        for side in ("K", "V"):
+            if f"neuron-{side}" in kinds:
+                index = index or SearchIndex(model)
+                hits += ffn_hits(model, index, side, token, vocab, limit)
+        for kind in ("vo", "qk"):
+            for side in ("row", "col"):
+                if f"{kind}-{side}" in kinds:
+                    hits += head_hits(model, kind, side, token, vocab, pair_filter, limit)
+    return hits
+
+
+def ffn_hits(model, index: SearchIndex, side: str, token: int, vocab: _Vocab, limit: int) -> list[SearchHit]:
+    rows, ranks, scores = ffn_ranks(
+        index.sides[side], index.row_norms[side], index.max_token_norm, model.E[:, token], vocab, token, limit
+    )
+    display = model.vocab.display(token)
+    return [
+        SearchHit(f"neuron-{side}", int(r) // index.d_ff, int(r) % index.d_ff, token, display, int(rank), float(score))
+        for r, rank, score in zip(rows, ranks, scores, strict=True)
+    ]
+
+
+def ffn_ranks(
+    weights: torch.Tensor,
+    row_norms: torch.Tensor,
+    max_token_norm: float,
+    token_vector: torch.Tensor,
+    vocab: _Vocab,
+    token: int,
+    limit: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The `limit` rows of weights [N, d_model] where `token` ranks best, exactly: (rows, ranks, scores).
+
+    rank(row) = 1 + #{kept tokens j != token : row · e_j > row · e_token}.
+    A lower bound first: 1 + the number of a fixed sample of kept tokens scoring higher by more than
+    the float32 rounding margin (a sample can only undercount). Rows are then ranked exactly, one
+    [block, V_kept] matmul at a time, in order of that bound, until the next bound exceeds the
+    limit-th best exact rank: rows that cannot make the list are never multiplied out.
+    token_vector: e_token [d_model]. Returns int64 [n], int64 [n], float32 [n], best first.
+    """
+    own = int(vocab.column_of[token])
+    sample = np.arange(0, vocab.kept_E.shape[1], max(1, vocab.kept_E.shape[1] // SAMPLE_TOKENS))
+    sample = torch.from_numpy(sample[sample != own])
+    scores = weights @ token_vector  # [N]
+    margin = 2 * (weights.shape[1] + 2) * _U32 * row_norms * max_token_norm  # fp32 matmul error, both sides
+    above = (weights @ vocab.kept_E[:, sample]) > (scores + margin)[:, None]  # [N, sample]
+    bound = 1 + above.sum(dim=1).numpy()
+    order = np.argsort(bound, kind="stable")
+    best_rows, best_ranks, best_scores = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+    for start in range(0, len(order), EXACT_BLOCK):
+        if len(best_ranks) >= limit and bound[order[start]] > best_ranks[-1]:
+            break
+        block = torch.from_numpy(order[start : start + EXACT_BLOCK])
+        projected = weights[block] @ vocab.kept_E  # [B, V_kept]
+        # The token's own column when kept, so it is compared with itself bit for bit (never counted).
+        own_scores = projected[:, own] if own >= 0 else weights[block] @ token_vector
+        ranks = 1 + (projected > own_scores[:, None]).sum(dim=1).numpy()
+        rows = np.concatenate([best_rows, block.numpy()])
+        all_ranks = np.concatenate([best_ranks, ranks])
+        all_scores = np.concatenate([best_scores, own_scores.numpy().astype(np.float32)])
+        keep = np.lexsort((rows, -all_scores, all_ranks))[:limit]
+        best_rows, best_ranks, best_scores = rows[keep], all_ranks[keep], all_scores[keep]
+    return best_rows, best_ranks, best_scores
+
+
+def neuron_ranks_brute_force(weights: torch.Tensor, E: torch.Tensor, mask: np.ndarray, token: int) -> np.ndarray:
+    """Reference: the rank of `token` in every row of weights [N, d_model] @ E [d_model, V], float64. Tests only."""
+    scores = weights.double() @ E.double()  # [N, V]
+    others = torch.from_numpy(np.array(mask))
+    others[token] = False
+    return 1 + (scores[:, others] > scores[:, token : token + 1]).sum(dim=1).numpy()
+
+
+def _head_maps(model: EmbeddingSpaceModel, kind: str, layer: int):
+    """(as_row, as_col) for every head of a layer, W = Eᵀ A B E with A [h, d, dh], B [h, dh, d]:
+    as_row(x [h, d]) = x A B (so W[t, c] = as_row(e_t) · e_c); as_col(y [h, d]) = A B y (W[r, t] = e_r · as_col(e_t))."""
+    weights = model.layer(layer)
+    A, B = (weights.W_V, weights.W_O) if kind == "vo" else (weights.W_Q, weights.W_K.transpose(1, 2))
+
+    def as_row(x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("hk,hkd->hd", torch.einsum("hd,hdk->hk", x, A), B)
+
+    def as_col(y: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("hdk,hk->hd", A, torch.einsum("hkd,hd->hk", B, y))
+
+    return as_row, as_col
+
+
+def head_lines(model, kind: str, side: str, layer: int, token: int, vocab: _Vocab, pair_filter: PairFilter | None):
+    """For every head of `layer`: the token's best partner, the pair's score, and the token's rank in
+    the partner's line (column for side "row", row for side "col"). Arrays [n_heads]; partner -1 = none."""
+    as_row, as_col = _head_maps(model, kind, layer)
+    n_heads = model.shape.n_heads
+    first, second = (as_row, as_col) if side == "row" else (as_col, as_row)
+    e_t = model.E[:, token].expand(n_heads, -1)  # [h, d]
+    partner_scores = first(e_t) @ vocab.kept_E  # [h, V_kept]: W[t, c] (row) or W[r, t] (col)
+    partners = _best_partners(model, token, partner_scores, vocab, pair_filter)  # [h] token ids, -1 = none
+    valid = partners >= 0
+    safe = np.where(valid, partners, token)
+    line_scores = second(model.E[:, torch.from_numpy(safe)].T) @ vocab.kept_E  # [h, V_kept]: the partner's line
+    own = int(vocab.column_of[token])
+    direct = (first(e_t) * model.E[:, torch.from_numpy(safe)].T).sum(dim=1)  # [h], when the token is filtered out
+    threshold = line_scores[:, own] if own >= 0 else direct
+    ranks = 1 + (line_scores > threshold[:, None]).sum(dim=1).numpy()
+    return partners, threshold.numpy().astype(np.float32), ranks, valid
+
+
+def _best_partners(model, token, partner_scores, vocab: _Vocab, pair_filter: PairFilter | None) -> np.ndarray:
+    """Best kept partner per head, skipping partners the pair filter drops (identical / near-identical)."""
+    pair_filter = pair_filter or PairFilter()
+    scores = partner_scores.clone()
+    groups = pair_filter.same_groups(model.vocab)
+    if groups is not None:
+        same = torch.from_numpy(groups[vocab.allowed] == groups[token])
+        scores[:, same] = float("-inf")
+    near = pair_filter.near_identical(model.vocab)
+    depth = min(scores.shape[1], 16 if near is not None else 1)
+    if depth == 0:
+        return np.full(scores.shape[0], -1, dtype=np.int64)
+    values, columns = torch.topk(scores, depth, dim=1)
+    candidates = vocab.allowed[columns.numpy()]  # [h, depth]
+    ok = np.isfinite(values.numpy())
+    if near is not None:
+        flat = candidates.reshape(-1)
+        ok &= ~near(np.full(flat.shape, token, dtype=np.int64), flat).reshape(candidates.shape)
+    first_ok = np.argmax(ok, axis=1)
+    return np.where(ok.any(axis=1), candidates[np.arange(len(candidates)), first_ok], -1)
+
+
+def head_hits(model, kind, side, token, vocab: _Vocab, pair_filter, limit) -> list[SearchHit]:
+    hits = []
+    display = model.vocab.display
+    for layer in range(model.shape.n_layers):
+        partners, scores, ranks, valid = head_lines(model, kind, side, layer, token, vocab, pair_filter)
+        for head in np.flatnonzero(valid):
+            partner = int(partners[head])
+            hits.append(
+                SearchHit(
+                    f"{kind}-{side}",
+                    layer,
+                    int(head),
+                    token,
+                    display(token),
+                    int(ranks[head]),
+                    float(scores[head]),
+                    partner,
+                    display(partner),
+                )
+            )
+    return sort_hits(hits)[:limit]
+
+
+# ---------------------------------------------------------------------------------------------
+# Atlas
+
+
+def atlas_hits(atlas, model, token_ids, vocab_filter, pair_filter, limit, kinds) -> list[SearchHit]:
+    hits: list[SearchHit] = []
+    sides = [s for s in ("K", "V") if f"neuron-{s}" in kinds]
+    if sides:
+        hits += _atlas_neuron_hits(atlas, model, token_ids, vocab_filter, sides, limit)
+    for kind in ("vo", "qk"):
+        wanted = [side for side in ("row", "col") if f"{kind}-{side}" in kinds]
+        if wanted:
+            hits += _atlas_head_hits(atlas, model, kind, wanted, token_ids, vocab_filter, pair_filter, limit)
+    return hits
+
+
+def _atlas_neuron_hits(atlas, model, token_ids, vocab_filter, sides, limit) -> list[SearchHit]:
+    """Stored neuron lists holding the token; its rank recounted among the stored tokens above it
+    that the filter keeps (exact: every token scoring above a stored one is stored too)."""
+    dataset = atlas.dataset("neurons")
+    frame = dataset.to_table(
+        columns=["layer", "neuron", "vector", "rank", "token_id", "score"],
+        filter=pc.field("token_id").isin(token_ids) & pc.field("vector").isin(sides),
+    ).to_pandas()
+    if frame.empty:
+        return []
+    if (vocab_filter or VocabFilter()) != VocabFilter():  # the stored lists already use the default filter
+        frame["rank"] = 1 + _kept_above(dataset, frame, model.vocab_mask(vocab_filter))
+    hits = []
+    for (token, vector), group in frame.groupby(["token_id", "vector"], sort=False):
+        best = group.sort_values(["rank", "score", "layer", "neuron"], ascending=[True, False, True, True]).head(limit)
+        hits += [
+            SearchHit(
+                f"neuron-{vector}",
+                int(r.layer),
+                int(r.neuron),
+                int(token),
+                model.vocab.display(int(token)),
+                int(r.rank),
+                float(r.score),
+                source="atlas",
+            )
+            for r in best.itertuples()
+        ]
+    return hits
+
+
+def _kept_above(dataset: ds.Dataset, frame, mask: np.ndarray) -> np.ndarray:
+    """For each hit (layer, neuron, vector, rank): the stored tokens ranked above it that `mask` keeps."""
+    keys = ["layer", "neuron", "vector"]
+    lists = dataset.to_table(
+        columns=[*keys, "rank", "token_id"],
+        filter=pc.field("layer").isin(frame["layer"].unique().tolist())
+        & pc.field("neuron").isin(frame["neuron"].unique().tolist())
+        & (pc.field("rank") < int(frame["rank"].max())),
+    ).to_pandas()
+    lists = lists[mask[lists["token_id"].to_numpy()]]
+    hits = frame[[*keys, "rank"]].reset_index()
+    merged = hits.merge(lists, on=keys, suffixes=("", "_above"))
+    counts = merged[merged["rank_above"] < merged["rank"]].groupby("index").size()
+    return counts.reindex(frame.index, fill_value=0).to_numpy()
+
+
+def _atlas_head_hits(atlas, model, kind, sides, token_ids, vocab_filter, pair_filter, limit) -> list[SearchHit]:
+    """The token's best stored pair per head (as row / column), ranked among the head's stored pairs
+    that pass the filters."""
+    pairs = (
+        atlas.dataset("pairs")
+        .to_table(
+            columns=["layer", "head", "rank", "row_id", "col_id", "score"],
+            filter=(pc.field("kind") == kind) & (pc.field("sign") == "+"),
+        )
+        .to_pandas()
+    )
+    if (vocab_filter or VocabFilter()) != VocabFilter() or (pair_filter or PairFilter()) != PairFilter():
+        pairs = _passing_pairs(pairs, model, vocab_filter, pair_filter)
+    pairs = pairs.sort_values(["layer", "head", "rank"], ignore_index=True)
+    pairs["rank"] = pairs.groupby(["layer", "head"]).cumcount() + 1
+    hits = []
+    display = model.vocab.display
+    for side in sides:
+        own, other = ("row_id", "col_id") if side == "row" else ("col_id", "row_id")
+        for token in token_ids:
+            mine = pairs[pairs[own] == token].groupby(["layer", "head"], sort=False).head(1)  # best pair per head
+            best = mine.sort_values(["rank", "score"], ascending=[True, False]).head(limit)
+            hits += [
+                SearchHit(
+                    f"{kind}-{side}",
+                    int(r.layer),
+                    int(r.head),
+                    int(token),
+                    display(int(token)),
+                    int(r.rank),
+                    float(r.score),
+                    int(getattr(r, other)),
+                    display(int(getattr(r, other))),
+                    "atlas",
+                )
+                for r in best.itertuples()
+            ]
+    return hits
+
+
+def _passing_pairs(pairs, model, vocab_filter, pair_filter):
+    mask = model.vocab_mask(vocab_filter)
+    rows, cols = pairs["row_id"].to_numpy(np.int64), pairs["col_id"].to_numpy(np.int64)
+    keep = mask[rows] & mask[cols]
+    pair_filter = pair_filter or PairFilter()
+    groups = pair_filter.same_groups(model.vocab)
+    if groups is not None:
+        keep &= groups[rows] != groups[cols]
+    near = pair_filter.near_identical(model.vocab)
+    if near is not None and keep.any():
+        keep[keep] = ~near(rows[keep], cols[keep])
+    return pairs[keep]

@@ -1,0 +1,164 @@
+"""embspace.search: token ranks against brute force on a tiny model, live and from an atlas; the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from embspace import PairFilter, VocabFilter, open_model
+from embspace.atlas import Atlas, build_atlas
+from embspace.cli import main
+from embspace.search import (
+    SEARCH_KINDS,
+    SearchIndex,
+    _filtered_vocab,
+    ffn_ranks,
+    head_lines,
+    neuron_ranks_brute_force,
+    query_tokens,
+    search,
+)
+
+
+@pytest.fixture(scope="module")
+def gpt2(tiny_model):
+    return open_model(str(tiny_model("gpt2")))
+
+
+@pytest.fixture(scope="module")
+def gpt2_atlas(gpt2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("search_atlas") / "a"
+    build_atlas(gpt2, out, k=40, progress=False)
+    return Atlas.open(out)
+
+
+def some_tokens(model, mask):
+    kept = np.flatnonzero(mask)
+    dropped = np.flatnonzero(~mask)
+    return [int(kept[0]), int(kept[len(kept) // 2]), int(kept[-1])] + ([int(dropped[-1])] if len(dropped) else [])
+
+
+@pytest.mark.parametrize("vocab_filter", [None, VocabFilter(only_ascii=True)])
+def test_ffn_ranks_equal_brute_force_for_every_neuron(gpt2, vocab_filter):
+    index = SearchIndex(gpt2)
+    mask = gpt2.vocab_mask(vocab_filter)
+    vocab = _filtered_vocab(gpt2, vocab_filter)
+    for token in some_tokens(gpt2, mask):
+        for side in ("K", "V"):
+            weights = index.sides[side]
+            expected = neuron_ranks_brute_force(weights, gpt2.E, mask, token)
+            rows, ranks, scores = ffn_ranks(
+                weights, index.row_norms[side], index.max_token_norm, gpt2.E[:, token], vocab, token, limit=len(weights)
+            )
+            assert sorted(rows.tolist()) == list(range(len(weights)))
+            assert (ranks == expected[rows]).all()
+            np.testing.assert_allclose(scores, (weights[rows] @ gpt2.E[:, token]).numpy(), rtol=1e-5, atol=1e-6)
+            # The pruned search for the best 5 gives the first 5 of the full ranking (same order).
+            best_rows, best_ranks, _ = ffn_ranks(
+                weights, index.row_norms[side], index.max_token_norm, gpt2.E[:, token], vocab, token, limit=5
+            )
+            assert best_ranks.tolist() == ranks[:5].tolist() and best_rows.tolist() == rows[:5].tolist()
+
+
+def brute_force_head_line(model, kind, side, layer, head, token, mask):
+    """Full V x V matrix: the token's best partner (kept), and its rank among kept lines of that partner."""
+    w = model.layer(layer)
+    A, B = (w.W_V[head], w.W_O[head]) if kind == "vo" else (w.W_Q[head], w.W_K[head].T)
+    rows = model.embedding_rows.double()
+    full = rows @ A.double() @ B.double() @ rows.T  # [V, V]
+    if side == "col":
+        full = full.T
+    line = full[token].clone()
+    line[~torch.from_numpy(np.array(mask))] = -float("inf")
+    partner = int(torch.argmax(line))
+    column = full[:, partner]
+    others = np.array(mask)
+    others[token] = False
+    return partner, 1 + int((column[torch.from_numpy(others)] > column[token]).sum()), float(full[token, partner])
+
+
+@pytest.mark.parametrize("kind", ["vo", "qk"])
+@pytest.mark.parametrize("side", ["row", "col"])
+def test_live_head_ranks_equal_brute_force(gpt2, kind, side):
+    vocab_filter = VocabFilter(only_ascii=True)
+    mask = gpt2.vocab_mask(vocab_filter)
+    vocab = _filtered_vocab(gpt2, vocab_filter)
+    for token in some_tokens(gpt2, mask):
+        partners, scores, ranks, valid = head_lines(gpt2, kind, side, 1, token, vocab, None)
+        assert valid.all()
+        for head in range(gpt2.shape.n_heads):
+            partner, rank, score = brute_force_head_line(gpt2, kind, side, 1, head, token, mask)
+            assert (int(partners[head]), int(ranks[head])) == (partner, rank)
+            assert scores[head] == pytest.approx(score, rel=1e-4, abs=1e-6)
+
+
+def test_pair_filter_skips_identical_partners(gpt2):
+    vocab = _filtered_vocab(gpt2, None)
+    groups = PairFilter(exclude_same=True).same_groups(gpt2.vocab)
+    for token in (10, 50, 200):
+        partners, *_ = head_lines(gpt2, "vo", "row", 0, token, vocab, PairFilter(exclude_same=True))
+        assert all(groups[p] != groups[token] for p in partners)
+
+
+@pytest.mark.parametrize("vocab_filter", [None, VocabFilter(only_alnum=True)])
+def test_atlas_neuron_ranks_equal_live(gpt2, gpt2_atlas, vocab_filter):
+    """Every token above a stored one is stored too, so atlas ranks are the exact live ranks."""
+    words = ["kot", "pies", "the"]
+    live = search(gpt2, words, vocab_filter=vocab_filter, limit=10_000, kinds=("neuron-K", "neuron-V"))
+    stored = search(
+        gpt2, words, vocab_filter=vocab_filter, limit=10_000, kinds=("neuron-K", "neuron-V"), atlas=gpt2_atlas
+    )
+    live_by_key = {(h.kind, h.layer, h.index, h.token_id): h for h in live}
+    assert stored and all(h.source == "atlas" for h in stored)
+    for hit in stored:
+        expected = live_by_key[(hit.kind, hit.layer, hit.index, hit.token_id)]
+        assert hit.rank == expected.rank and hit.score == pytest.approx(expected.score, rel=1e-5, abs=1e-6)
+    # ... and every live hit ranked within the stored N is found in the atlas.
+    within = {k for k, h in live_by_key.items() if h.rank <= 40 and vocab_filter is None}
+    assert within <= {(h.kind, h.layer, h.index, h.token_id) for h in stored}
+
+
+def test_atlas_head_rank_is_the_best_pair_position(gpt2, gpt2_atlas):
+    vocab_filter = VocabFilter(only_ascii=True)
+    mask = gpt2.vocab_mask(vocab_filter)
+    stored = [int(i) for i in gpt2_atlas.head_pairs("vo", 0, 0)["row_id"]] + [
+        int(i) for i in gpt2_atlas.head_pairs("qk", 1, 2)["col_id"]
+    ]
+    words = [gpt2.tokenizer.convert_ids_to_tokens(i) for i in stored if mask[i]][:6]  # raw tokens, searched as is
+    hits = search(gpt2, words, vocab_filter=vocab_filter, limit=1000, kinds=("vo-row", "qk-col"), atlas=gpt2_atlas)
+    assert {"vo-row", "qk-col"} <= {h.kind for h in hits}
+    for hit in hits:
+        kind, side = hit.kind.split("-")
+        w = gpt2.layer(hit.layer)
+        A, B = (w.W_V[hit.index], w.W_O[hit.index]) if kind == "vo" else (w.W_Q[hit.index], w.W_K[hit.index].T)
+        rows = gpt2.embedding_rows.double()
+        full = (rows @ A.double() @ B.double() @ rows.T).numpy()
+        full[~mask, :] = -np.inf
+        full[:, ~mask] = -np.inf
+        order = np.argsort(-full, axis=None, kind="stable")
+        r, c = np.unravel_index(order, full.shape)
+        mine = (r == hit.token_id) if side == "row" else (c == hit.token_id)
+        assert hit.rank == 1 + int(np.argmax(mine))
+        assert hit.partner_id == (c if side == "row" else r)[np.argmax(mine)]
+
+
+def test_split_word_and_raw_token(minilm_dir):
+    model = open_model(str(minilm_dir))
+    split, raw = query_tokens(model, ["pieszo", "##ing"])
+    assert len(split.token_ids) > 1 and split.tokens[1].startswith("##")
+    assert raw.tokens == ("##ing",)
+
+
+def test_cli_search_json(capsys, tiny_model, gpt2_atlas):
+    path = str(tiny_model("gpt2"))
+    code = main(["search", "--model", path, "kot", "--json", "--limit", "3", "--only-ascii"])
+    hits = json.loads(capsys.readouterr().out)
+    assert code == 0 and hits
+    assert {"kind", "layer", "index", "token_id", "token", "rank", "score"} <= set(hits[0])
+    assert {h["kind"] for h in hits} == set(SEARCH_KINDS)
+    assert [(h["rank"], -h["score"]) for h in hits] == sorted((h["rank"], -h["score"]) for h in hits)
+    code = main(["search", "--model", path, "kot", "--json", "--atlas", str(gpt2_atlas.directory)])
+    assert code == 0 and all(h["source"] == "atlas" for h in json.loads(capsys.readouterr().out))
+    code = main(["search", "--model", path, "kot", "--atlas", "/nonexistent"])
+    assert code == 2 and capsys.readouterr().err.count("\n") == 1
