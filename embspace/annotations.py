@@ -130,7 +130,7 @@ class Conflict(AnnotationError):
 
     def __init__(self, key: AnnotationKey, theirs: Annotation | None, mine: Annotation, base_version: int):
         self.key, self.theirs, self.mine, self.base_version = key, theirs, mine, base_version
-        stored = f"version {theirs.version} is stored" if theirs else "it was deleted"
+        stored = f"version {theirs.version} is stored" if theirs else "it is no longer stored"
         if base_version == 0 and theirs is not None:
             stored = f"someone else created it (version {theirs.version})"
         super().__init__(
@@ -187,8 +187,11 @@ def check_text(label: str, note: str | None, author: str | None) -> tuple[str, s
         if value is not None and not isinstance(value, str):
             raise InvalidAnnotation(f"{what} must be text, not {type(value).__name__}.")
     label, author = label.strip(), (author or "").strip() or None
-    for what, value, cap in (("label", label, MAX_LABEL_CHARS), ("note", note, MAX_NOTE_CHARS),
-                             ("author", author or "", MAX_AUTHOR_CHARS)):
+    for what, value, cap in (
+        ("label", label, MAX_LABEL_CHARS),
+        ("note", note, MAX_NOTE_CHARS),
+        ("author", author or "", MAX_AUTHOR_CHARS),
+    ):
         if len(value) > cap:
             hint = " (put longer text in the note)" if what == "label" else ""
             raise InvalidAnnotation(f"the {what} is {len(value):,} characters long; at most {cap:,} are allowed{hint}.")
@@ -254,8 +257,10 @@ class AnnotationStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            reason = (f"cannot create the annotation directory {path.parent} ({err.strerror or err}): annotations "
-                      f"are read-only; set EMBSPACE_DATA_DIR to a writable directory.")
+            reason = (
+                f"cannot create the annotation directory {path.parent} ({err.strerror or err}): annotations "
+                f"are read-only; set EMBSPACE_DATA_DIR to a writable directory."
+            )
             return cls._open_read_only(path, reason, seed, busy_timeout)
         problem = _initialise(path, busy_timeout)
         if problem is None:
@@ -264,7 +269,8 @@ class AnnotationStore:
 
     @classmethod
     def _open_read_only(cls, path: Path, reason: str, seed: tuple, busy_timeout: float) -> AnnotationStore:
-        """A store that only reads: the file opened `mode=ro`, else `immutable=1` (a read-only directory)."""
+        """A store that only reads: the file opened `mode=ro`, else `immutable=1` (a directory where SQLite
+        cannot create its -shm file; an immutable read does not see a leftover -wal file's changes)."""
         if not path.is_file():
             return cls(path, reason, True, busy_timeout, seed)
         failure = ""
@@ -297,16 +303,18 @@ class AnnotationStore:
         """Every annotation of one model (stored rows, then seed rows of views with no stored row), by kind, layer, index."""
         revision = revision or ""
         with self._reading() as conn:
-            rows = [] if conn is None else [_row_to_annotation(r) for r in conn.execute(
-                f"SELECT {_COLUMNS} FROM annotations WHERE model_id = ? AND revision = ?", (model_id, revision))]
+            rows = [] if conn is None else _select_model(conn, model_id, revision)
         stored = {a.key for a in rows}
         rows += [a for a in self.seed if (a.model_id, a.revision) == (model_id, revision) and a.key not in stored]
         return sorted(rows, key=lambda a: (KINDS.index(a.kind), a.layer, a.index))
 
     def labels_for_heads(self, model_id: str, revision: str | None) -> dict[tuple[str, int, int], str]:
         """{(kind, layer, head): label} of the labelled W_VO / W_QK heads, for the heatmap's hover text."""
-        return {(a.kind, a.layer, a.index): a.label for a in self.list(model_id, revision)
-                if a.kind in HEAD_KINDS and a.label}
+        return {
+            (a.kind, a.layer, a.index): a.label
+            for a in self.list(model_id, revision)
+            if a.kind in HEAD_KINDS and a.label
+        }
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -337,7 +345,7 @@ class AnnotationStore:
         base + 1. Rows must be checked already (check_key, check_text). Raises Conflict on the first stale row."""
         if len(rows) != len(base_versions):
             raise ValueError("write_all needs one base version per row.")
-        self._check_writable()
+        self.check_writable()
         saved = []
         with self._transaction() as conn:
             for mine, base in zip(rows, base_versions, strict=True):
@@ -349,18 +357,22 @@ class AnnotationStore:
                     continue
                 row = replace(mine, updated=mine.updated or utc_now(), version=base + 1, origin="store")
                 if theirs:
-                    conn.execute(f"UPDATE annotations SET label = ?, note = ?, author = ?, updated = ?, version = ? "
-                                 f"WHERE {_KEY_MATCH}", (row.label, row.note, row.author, row.updated, row.version,
-                                                         *_key_fields(row.key)))
+                    conn.execute(
+                        f"UPDATE annotations SET label = ?, note = ?, author = ?, updated = ?, version = ? "
+                        f"WHERE {_KEY_MATCH}",
+                        (row.label, row.note, row.author, row.updated, row.version, *_key_fields(row.key)),
+                    )
                 else:
-                    conn.execute(f"INSERT INTO annotations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                 (*_key_fields(row.key), row.label, row.note, row.author, row.updated, row.version))
+                    conn.execute(
+                        f"INSERT INTO annotations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*_key_fields(row.key), row.label, row.note, row.author, row.updated, row.version),
+                    )
                 saved.append(row)
         return saved
 
     def delete(self, key: AnnotationKey, base_version: int) -> None:
         """Delete `key`'s stored row if its version is still base_version (Conflict otherwise)."""
-        self._check_writable()
+        self.check_writable()
         with self._transaction() as conn:
             theirs = _select(conn, key)
             if theirs is None and not base_version:
@@ -372,7 +384,8 @@ class AnnotationStore:
 
     # ---- connections --------------------------------------------------------------------------
 
-    def _check_writable(self) -> None:
+    def check_writable(self) -> None:
+        """Raise ReadOnlyStore (saying why) unless saves are possible."""
         if self.read_only_reason is not None:
             raise ReadOnlyStore(f"nothing was saved: {self.read_only_reason}")
 
@@ -394,7 +407,9 @@ class AnnotationStore:
                 yield conn
         except sqlite3.Error as err:
             if _is_busy(err):
-                raise StoreBusy(f"the annotation database {self.path} is locked by another program: try again.") from err
+                raise StoreBusy(
+                    f"the annotation database {self.path} is locked by another program: try again."
+                ) from err
             raise AnnotationError(f"cannot read the annotation database {self.path}: {err}.") from err
 
     @contextmanager
@@ -411,9 +426,13 @@ class AnnotationStore:
                     raise
         except sqlite3.Error as err:
             if _is_busy(err):
-                raise StoreBusy(f"the annotation database is busy (another writer held it for more than "
-                                f"{self.busy_timeout:g} s): nothing was saved, try again.") from err
-            raise AnnotationError(f"could not write the annotation database {self.path} ({err}): nothing was saved.") from err
+                raise StoreBusy(
+                    f"the annotation database is busy (another writer held it for more than "
+                    f"{self.busy_timeout:g} s): nothing was saved, try again."
+                ) from err
+            raise AnnotationError(
+                f"could not write the annotation database {self.path} ({err}): nothing was saved."
+            ) from err
 
 
 def _key_fields(key: AnnotationKey) -> tuple[str, str, str, int, int]:
@@ -423,6 +442,11 @@ def _key_fields(key: AnnotationKey) -> tuple[str, str, str, int, int]:
 def _select(conn: sqlite3.Connection, key: AnnotationKey) -> Annotation | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM annotations WHERE {_KEY_MATCH}", _key_fields(key)).fetchone()
     return None if row is None else _row_to_annotation(row)
+
+
+def _select_model(conn: sqlite3.Connection, model_id: str, revision: str) -> list[Annotation]:
+    query = f"SELECT {_COLUMNS} FROM annotations WHERE model_id = ? AND revision = ?"
+    return [_row_to_annotation(row) for row in conn.execute(query, (model_id, revision))]
 
 
 def _read_table_exists(conn: sqlite3.Connection) -> bool:
@@ -437,12 +461,17 @@ def _initialise(path: Path, busy_timeout: float) -> str | None:
         with closing(sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)) as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > DB_SCHEMA_VERSION:
-                return (f"the annotation database {path} was written by a newer embspace (schema {version}): "
-                        f"annotations are read-only; upgrade embspace to edit them.")
+                return (
+                    f"the annotation database {path} was written by a newer embspace (schema {version}): "
+                    f"annotations are read-only; upgrade embspace to edit them."
+                )
             checked = conn.execute("PRAGMA quick_check").fetchone()[0]
             if checked != "ok":
-                return f"the annotation database {path} is damaged ({checked}): annotations are read-only; " \
-                       f"export what can be read, then move the file away to start a new one."
+                first = next((line for line in checked.splitlines() if not line.startswith("***")), checked)
+                return (
+                    f"the annotation database {path} is damaged ({first.strip()}): annotations are read-only; "
+                    f"export what can be read, then move the file away to start a new one."
+                )
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")  # readers never wait for a writer
             if not _read_table_exists(conn):
@@ -456,10 +485,16 @@ def _open_problem(path: Path, err: sqlite3.Error) -> str:
     """One sentence for a database that cannot be opened for writing."""
     name = getattr(err, "sqlite_errorname", "")
     if _is_busy(err):
-        return (f"the annotation database {path} is locked by another program: annotations are read-only "
-                f"until the app is restarted.")
+        return (
+            f"the annotation database {path} is locked by another program: annotations are read-only "
+            f"until the app is restarted."
+        )
     if name.startswith("SQLITE_READONLY") or name.startswith("SQLITE_CANTOPEN") or "readonly" in str(err):
-        return (f"the annotation database {path} cannot be written ({err}): annotations are read-only; "
-                f"set EMBSPACE_DATA_DIR to a writable directory.")
-    return (f"the annotation database {path} is damaged or not a database ({err}): annotations are read-only; "
-            f"move the file away to start a new one.")
+        return (
+            f"the annotation database {path} cannot be written ({err}): annotations are read-only; "
+            f"set EMBSPACE_DATA_DIR to a writable directory."
+        )
+    return (
+        f"the annotation database {path} is damaged or not a database ({err}): annotations are read-only; "
+        f"move the file away to start a new one."
+    )

@@ -91,15 +91,18 @@ def parse_document(data: str | bytes, *, source: str = "the file") -> Annotation
     except UnicodeDecodeError:
         raise InvalidAnnotation(f"{source} is not UTF-8 text, so not an annotation file.") from None
     except json.JSONDecodeError as err:
-        raise InvalidAnnotation(f"{source} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}).") from None
+        raise InvalidAnnotation(
+            f"{source} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})."
+        ) from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         raise InvalidAnnotation(f'{source} is not an embspace annotation file (no "schema": "{SCHEMA}").')
     version = document.get("version")
     if version != SCHEMA_VERSION or isinstance(version, bool):
         newer = isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
         why = "written by a newer embspace; upgrade to import it" if newer else "not a version this embspace reads"
-        raise InvalidAnnotation(f"{source} has schema version {version!r} ({why}); this embspace reads version "
-                                f"{SCHEMA_VERSION}.")
+        raise InvalidAnnotation(
+            f"{source} has schema version {version!r} ({why}); this embspace reads version {SCHEMA_VERSION}."
+        )
     model_id, revision = document.get("model"), document.get("revision")
     if not isinstance(model_id, str) or not model_id:
         raise InvalidAnnotation(f'{source}: "model" must name the model the annotations belong to.')
@@ -108,13 +111,15 @@ def parse_document(data: str | bytes, *, source: str = "the file") -> Annotation
     records = document.get("annotations")
     if not isinstance(records, list):
         raise InvalidAnnotation(f'{source}: "annotations" must be a list.')
-    annotations = tuple(_parse_record(r, model_id, revision or "", f"{source}: annotations[{i}]")
-                        for i, r in enumerate(records))
+    annotations = tuple(
+        _parse_record(r, model_id, revision or "", f"{source}: annotations[{i}]") for i, r in enumerate(records)
+    )
     seen: dict[AnnotationKey, int] = {}
     for i, annotation in enumerate(annotations):
         if annotation.key in seen:
-            raise InvalidAnnotation(f"{source}: annotations[{i}] repeats annotations[{seen[annotation.key]}] "
-                                    f"({annotation.key.describe()}).")
+            raise InvalidAnnotation(
+                f"{source}: annotations[{i}] repeats annotations[{seen[annotation.key]}] ({annotation.key.describe()})."
+            )
         seen[annotation.key] = i
     return AnnotationDocument(model_id, revision or "", annotations)
 
@@ -171,8 +176,12 @@ def open_store(
         seed = load_seed(settings.seed_paths)
     except (AnnotationError, OSError) as err:
         warnings = (f"the shipped annotations ({SEED_ENV}) were not loaded: {err}",)
-    store = AnnotationStore.open(data_dir if data_dir is not None else settings.data_dir,
-                                 read_only=settings.read_only, seed=seed, busy_timeout=busy_timeout)
+    store = AnnotationStore.open(
+        data_dir if data_dir is not None else settings.data_dir,
+        read_only=settings.read_only,
+        seed=seed,
+        busy_timeout=busy_timeout,
+    )
     return replace(store, warnings=warnings)
 
 
@@ -207,8 +216,8 @@ class ImportPlan:
         return tuple(c for c in self.changes if c.action == "conflict")
 
     def summary(self) -> str:
-        counts = self.counts()
-        return ", ".join(f"{counts[a]} {'to ' * (a in ('add', 'change'))}{a}" for a in PLAN_ACTIONS)
+        n = self.counts()
+        return f"{n['add']} to add, {n['change']} to change, {n['conflict']} in conflict, {n['unchanged']} unchanged"
 
 
 def plan_import(
@@ -229,9 +238,11 @@ def plan_import(
     revision = revision or ""
     if (document.model_id, document.revision) != (model_id, revision) and not allow_other_model:
         theirs = document.model_id + (f" (revision {document.revision})" if document.revision else "")
-        raise InvalidAnnotation(f"the file holds annotations of {theirs}, not of the opened model {model_id}"
-                                f"{f' (revision {revision})' if revision else ''}: import it into its own model, "
-                                f"or allow another model's annotations explicitly.")
+        raise InvalidAnnotation(
+            f"the file holds annotations of {theirs}, not of the opened model {model_id}"
+            f"{f' (revision {revision})' if revision else ''}: import it into its own model, "
+            f"or allow another model's annotations explicitly."
+        )
     stored = {a.key: a for a in store.list(model_id, revision) if a.origin == "store"}
     changes = []
     for i, annotation in enumerate(document.annotations):
@@ -264,13 +275,19 @@ def apply_import(store: AnnotationStore, plan: ImportPlan, *, on_conflict: str =
         raise AnnotationError(
             f"{len(plan.conflicts)} conflict{'s' * (len(plan.conflicts) > 1)} (first: {first.incoming.key.describe()}, "
             f"stored version {first.stored.version} is newer than the file's {first.incoming.version}): nothing was "
-            f"imported; choose to keep what is stored or to overwrite it with the file's text.")
-    chosen = [c for c in plan.changes
-              if c.action in ("add", "change") or (c.action == "conflict" and on_conflict == "overwrite")]
+            f"imported; choose to keep what is stored or to overwrite it with the file's text."
+        )
+    chosen = [
+        c
+        for c in plan.changes
+        if c.action in ("add", "change") or (c.action == "conflict" and on_conflict == "overwrite")
+    ]
     rows = [c.incoming for c in chosen]
     bases = [c.stored.version if c.stored else 0 for c in chosen]
     try:
         return store.write_all(rows, bases)
     except Conflict as err:
-        raise AnnotationError(f"the store changed after the import was planned ({err.key.describe()}): nothing "
-                              f"was imported; plan the import again.") from err
+        raise AnnotationError(
+            f"the store changed after the import was planned ({err.key.describe()}): nothing "
+            f"was imported; plan the import again."
+        ) from err

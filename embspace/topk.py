@@ -6,6 +6,7 @@ the running k-th best score is never multiplied out (see `top_pairs`).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -81,8 +82,8 @@ def top_pairs(
     into tiles of block_rows x 2048. Tiles are visited in descending order of their bound
     (max row norm x max col norm); the scan stops at the first tile whose bound is below the
     running k-th best score, and trims rows/columns of a visited tile that cannot reach it.
-    Within a tile only entries above the threshold (minus a float32 rounding margin) are scored
-    exactly, so the result equals sorting every eligible entry.
+    Within a tile only entries above the threshold (minus a proven bound on the tile's rounding
+    error) are scored exactly, so the result equals sorting every eligible entry.
     block_rows: rows per tile (default 256); a tile holds at most 64 MiB whatever the value.
     screen: multiply tiles out in bf16 (about 2x faster) and rescore in fp32 every entry that a
         proven error bound cannot rule out (see `_screen_eps`), so the result is the same;
@@ -311,25 +312,35 @@ class _Bounds:
     col_plain: np.ndarray  # |b|, [n_eligible_cols]
 
 
-# The O(V r) passes and the r x r algebra run in torch, not numpy: numpy's own BLAS threads would
-# compete with torch's for the cores.
+# The O(V r) matmuls run in numpy's BLAS (one thread under `embspace.runtime.configure()`):
+# torch's float32 CPU matmul builds a oneDNN kernel per new shape (ms each, and cached for good).
+
+
+def _row_norms(rows: torch.Tensor) -> np.ndarray:
+    """Upper bounds on the norms of float32 rows [n, r], float64 [n].
+
+    A float32 reduction, widened by its rounding error ((r + 2) u) and by sqrt(r) 2^-74 for squares
+    that underflow; in float64 when a square overflows.
+    """
+    norms = torch.linalg.vector_norm(rows, dim=1).double().numpy()
+    if not np.isfinite(norms).all():
+        return torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64).numpy() * (1 + 1e-9)
+    return norms * (1 + (rows.shape[1] + 2) * _U32) + math.sqrt(rows.shape[1]) * 2.0**-74
 
 
 def _gram_and_norms(x: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-    """x^T x [r, r] (float32 products, float64 result) and the row norms of x [n, r], float64 [n].
+    """x^T x [r, r] (float32 products, float64 result) and upper bounds on the row norms of x [n, r].
 
-    The norms are reduced in float64 (no rounding worth the name); the Gram matrix only steers the
-    balancing, whose own error is measured on the transform itself (`_balancing`).
+    The Gram matrix only steers the balancing, whose own error is measured on the transform itself
+    (`_balancing`), so float32 is enough.
     """
-    rows = torch.from_numpy(x)
-    return (rows.T @ rows).double(), torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64).numpy()
+    return torch.from_numpy(x.T @ x).double(), _row_norms(torch.from_numpy(x))
 
 
 def _norms(x: np.ndarray, transform: torch.Tensor) -> np.ndarray:
     """Row norms of x @ transform computed in float32, float64 [n]; off by at most
     2 (r + 2) u |x_i| |transform|_F (matmul and rounding of the transform), see `_bounds`."""
-    product = torch.from_numpy(x) @ transform.float()
-    return torch.linalg.vector_norm(product, dim=1, dtype=torch.float64).numpy()
+    return _row_norms(torch.from_numpy(x @ transform.float().numpy()))
 
 
 def _both_sides(function, a_args: tuple, b_args: tuple) -> tuple:
@@ -500,7 +511,7 @@ def _tiling(problem: _Problem, block_rows: int | None, screen: bool) -> _Tiling:
     relative = _screen_eps(rank) if screen or not exact_fp32 else (rank + 6) * 2 * _U32
     margin = np.outer(top_a, top_b) * (relative + 2 * _U32) + _tiny_slack(rank, plain_a.max(), plain_b.max())
     a_sorted = torch.from_numpy(a[row_order])
-    b_sorted = torch.from_numpy(b_t[col_order]).T  # [r, n_b], a transposed view: matmuls take it as is
+    b_sorted = torch.from_numpy(b_t[col_order]).T.contiguous()  # [r, n_b]
     if screen:
         a_sorted, b_sorted = a_sorted.bfloat16(), b_sorted.bfloat16()
     return _Tiling(
