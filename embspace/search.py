@@ -32,8 +32,9 @@ from embspace.filters import PairFilter, VocabFilter
 from embspace.model import EmbeddingSpaceModel
 
 SEARCH_KINDS = ("neuron-K", "neuron-V", "vo-row", "vo-col", "qk-row", "qk-col")
-SAMPLE_TOKENS = 256  # vocabulary sample for the neurons' rank lower bound
-EXACT_BLOCK = 512  # neurons per exact-rank matmul
+SAMPLE_TOKENS = 256  # vocabulary sample for the neurons' rank lower bound (every neuron)
+FINE_SAMPLE_TOKENS = 4096  # a finer sample, only for the neurons that pass the first bound
+EXACT_BLOCK = 64  # neurons per exact-rank matmul
 _U32 = 2.0**-24
 
 
@@ -104,6 +105,14 @@ class SearchIndex:
         }
         self.row_norms = {side: torch.linalg.vector_norm(m, dim=1) for side, m in self.sides.items()}  # [N]
         self.max_token_norm = float(torch.linalg.vector_norm(model.embedding_rows, dim=1).max())
+        self._last_vocab: tuple[VocabFilter, _Vocab] | None = None  # the filter searched last, and its columns of E
+
+    def filtered_vocab(self, vocab_filter: VocabFilter | None) -> _Vocab:
+        """The kept columns of E for `vocab_filter`, reused while the filter stays the same."""
+        vocab_filter = vocab_filter or VocabFilter()
+        if self._last_vocab is None or self._last_vocab[0] != vocab_filter:
+            self._last_vocab = (vocab_filter, _filtered_vocab(self.model, vocab_filter))
+        return self._last_vocab[1]
 
 
 def search(
@@ -155,17 +164,16 @@ def _filtered_vocab(model: EmbeddingSpaceModel, vocab_filter: VocabFilter | None
 
 
 def live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index) -> list[SearchHit]:
-    vocab = _filtered_vocab(model, vocab_filter)
+    vocab = index.filtered_vocab(vocab_filter) if index is not None else _filtered_vocab(model, vocab_filter)
     hits: list[SearchHit] = []
     for token in token_ids:
         for side in ("K", "V"):
             if f"neuron-{side}" in kinds:
                 index = index or SearchIndex(model)
                 hits += ffn_hits(model, index, side, token, vocab, limit)
-        for kind in ("vo", "qk"):
-            for side in ("row", "col"):
-                if f"{kind}-{side}" in kinds:
-                    hits += head_hits(model, kind, side, token, vocab, pair_filter, limit)
+        head_kinds = [kind for kind in SEARCH_KINDS if not kind.startswith("neuron") and kind in kinds]
+        if head_kinds:
+            hits += head_hits(model, head_kinds, token, vocab, pair_filter, limit)
     return hits
 
 
@@ -195,22 +203,34 @@ def ffn_ranks(
     A lower bound first: 1 + the number of a fixed sample of kept tokens scoring higher by more than
     the float32 rounding margin (a sample can only undercount). Rows are then ranked exactly, one
     [block, V_kept] matmul at a time, in order of that bound, until the next bound exceeds the
-    limit-th best exact rank: rows that cannot make the list are never multiplied out.
+    limit-th best exact rank; once `limit` rows are ranked, a finer sample's bound drops the rows of
+    a block that cannot reach it. Rows that cannot make the list are never multiplied out.
     token_vector: e_token [d_model]. Returns int64 [n], int64 [n], float32 [n], best first.
     """
     own = int(vocab.column_of[token])
-    sample = np.arange(0, vocab.kept_E.shape[1], max(1, vocab.kept_E.shape[1] // SAMPLE_TOKENS))
-    sample = torch.from_numpy(sample[sample != own])
     scores = weights @ token_vector  # [N]
     margin = 2 * (weights.shape[1] + 2) * _U32 * row_norms * max_token_norm  # fp32 matmul error, both sides
-    above = (weights @ vocab.kept_E[:, sample]) > (scores + margin)[:, None]  # [N, sample]
-    bound = 1 + above.sum(dim=1).numpy()
+    coarse, fine = (vocab.kept_E[:, _sample_columns(vocab, own, n)] for n in (SAMPLE_TOKENS, FINE_SAMPLE_TOKENS))
+
+    def lower_bound(rows: torch.Tensor | None, sample_E: torch.Tensor) -> np.ndarray:
+        """1 + sampled tokens surely above the token, for weights[rows] (None: every row)."""
+        block = weights if rows is None else weights[rows]
+        cut = scores + margin if rows is None else scores[rows] + margin[rows]
+        return 1 + ((block @ sample_E) > cut[:, None]).sum(dim=1).numpy()
+
+    bound = lower_bound(None, coarse)
     order = np.argsort(bound, kind="stable")
     best_rows, best_ranks, best_scores = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
     for start in range(0, len(order), EXACT_BLOCK):
-        if len(best_ranks) >= limit and bound[order[start]] > best_ranks[-1]:
+        full = len(best_ranks) >= limit
+        if full and bound[order[start]] > best_ranks[-1]:
             break
-        block = torch.from_numpy(order[start : start + EXACT_BLOCK])
+        block = order[start : start + EXACT_BLOCK]
+        if full:  # a finer sample drops rows that cannot reach the current limit-th rank
+            block = block[lower_bound(torch.from_numpy(block), fine) <= best_ranks[-1]]
+            if len(block) == 0:
+                continue
+        block = torch.from_numpy(block)
         projected = weights[block] @ vocab.kept_E  # [B, V_kept]
         # The token's own column when kept, so it is compared with itself bit for bit (never counted).
         own_scores = projected[:, own] if own >= 0 else weights[block] @ token_vector
@@ -221,6 +241,12 @@ def ffn_ranks(
         keep = np.lexsort((rows, -all_scores, all_ranks))[:limit]
         best_rows, best_ranks, best_scores = rows[keep], all_ranks[keep], all_scores[keep]
     return best_rows, best_ranks, best_scores
+
+
+def _sample_columns(vocab: _Vocab, own: int, size: int) -> torch.Tensor:
+    """A fixed, evenly strided sample of about `size` kept columns, without the token's own."""
+    columns = np.arange(0, vocab.kept_E.shape[1], max(1, vocab.kept_E.shape[1] // size))
+    return torch.from_numpy(columns[columns != own])
 
 
 def neuron_ranks_brute_force(weights: torch.Tensor, E: torch.Tensor, mask: np.ndarray, token: int) -> np.ndarray:
@@ -287,27 +313,29 @@ def _best_partners(model, token, partner_scores, vocab: _Vocab, pair_filter: Pai
     return np.where(ok.any(axis=1), candidates[np.arange(len(candidates)), first_ok], -1)
 
 
-def head_hits(model, kind, side, token, vocab: _Vocab, pair_filter, limit) -> list[SearchHit]:
-    hits = []
+def head_hits(model, head_kinds: list[str], token, vocab: _Vocab, pair_filter, limit) -> list[SearchHit]:
+    """At most `limit` hits per kind in head_kinds ("vo-row", ...); layers outermost, so each is read once."""
+    found: dict[str, list[SearchHit]] = {kind: [] for kind in head_kinds}
     display = model.vocab.display
     for layer in range(model.shape.n_layers):
-        partners, scores, ranks, valid = head_lines(model, kind, side, layer, token, vocab, pair_filter)
-        for head in np.flatnonzero(valid):
-            partner = int(partners[head])
-            hits.append(
+        for name in head_kinds:
+            kind, side = name.split("-")
+            partners, scores, ranks, valid = head_lines(model, kind, side, layer, token, vocab, pair_filter)
+            found[name] += [
                 SearchHit(
-                    f"{kind}-{side}",
+                    name,
                     layer,
-                    int(head),
+                    int(h),
                     token,
                     display(token),
-                    int(ranks[head]),
-                    float(scores[head]),
-                    partner,
-                    display(partner),
+                    int(ranks[h]),
+                    float(scores[h]),
+                    int(partners[h]),
+                    display(int(partners[h])),
                 )
-            )
-    return sort_hits(hits)[:limit]
+                for h in np.flatnonzero(valid)
+            ]
+    return [hit for hits in found.values() for hit in sort_hits(hits)[:limit]]
 
 
 # ---------------------------------------------------------------------------------------------

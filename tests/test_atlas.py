@@ -166,6 +166,7 @@ def test_refuses_another_model_or_n_and_overwrites_nothing(gpt2_atlas, tiny_mode
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(AtlasError, match="not empty"):
         build_atlas(open_model(str(path)), tmp_path, k=12, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]  # not even a lock file left behind
 
 
 def test_cli_build_json_and_layers(tiny_model, tmp_path, capsys):

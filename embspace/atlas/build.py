@@ -94,8 +94,11 @@ def build_atlas(
     resolve_device(device)  # a missing GPU is one clear line before any work
     directory = Path(out)
     started = time.perf_counter()
+    manifest = new_manifest(model, k)
+    if (directory / MANIFEST).exists():  # refused before the lock file is made: a foreign dir gets nothing
+        check_same_atlas(read_manifest(directory), manifest, directory)
     with locked_atlas(directory):
-        prepare_directory(directory, new_manifest(model, k))
+        prepare_directory(directory, manifest)
         remove_stale_temporaries(directory)
         workspace = Workspace(model, k, device)
         layers = list(range(model.shape.n_layers)) if layers is None else layers
@@ -129,6 +132,8 @@ def locked_atlas(directory: Path) -> Iterator[None]:
     """An exclusive lock on `directory` for the whole build; Busy when another build holds it."""
     if directory.exists() and not directory.is_dir():
         raise AtlasError(f"{directory} is a file: give a directory for the atlas.")
+    if directory.is_dir() and not (directory / MANIFEST).exists() and any(directory.iterdir()):
+        raise AtlasError(f"{directory} is not empty and holds no atlas ({MANIFEST} missing); choose another --out.")
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as handle:
         try:
