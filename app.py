@@ -7,7 +7,10 @@ drawn here, once per run, for every page; pages read it with `dashboard.sidebar.
 import streamlit as st
 
 from dashboard import sidebar, urlstate
+from embspace import runtime
 from embspace.errors import EmbspaceError
+
+runtime.configure()  # threads and matmul precision: once per process, never switched per call
 
 st.set_page_config(page_title="embspace", page_icon=":material/abc:", layout="wide")
 

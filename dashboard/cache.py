@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +21,8 @@ import streamlit as st
 import torch
 
 from embspace.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
-from embspace.model import EmbeddingSpaceModel, open_model
+from embspace.hosting import HostingPolicy
+from embspace.model import EmbeddingSpaceModel
 from embspace.projections import copying_score, copying_scores, embedding_gram, head_top_pairs, neuron_top_tokens
 from embspace.scatter import scatter_frame, tsne_coordinates
 
@@ -49,15 +51,21 @@ def _progress_bar(text: str) -> tuple[st.delta_generator.DeltaGenerator, Callabl
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def load_model(source: str, revision: str | None, embedding: str, weight_budget_bytes: int) -> EmbeddingSpaceModel:
-    """The opened model, shared read-only by every session (it holds no per-session state)."""
+def load_model(
+    source: str, revision: str | None, embedding: str, weight_budget_bytes: int, policy: HostingPolicy
+) -> EmbeddingSpaceModel:
+    """The opened model, shared read-only by every session (it holds no per-session state).
+
+    Opened under the operator's hosting `policy` (part of the key): in hosted mode it refuses local paths
+    with one fixed message and downloads hub models into the app's own bounded cache."""
     bar, update = _progress_bar(f"Opening {source} …")
     try:
-        return open_model(
+        if policy.weight_budget_bytes != weight_budget_bytes:
+            policy = replace(policy, weight_budget_bytes=weight_budget_bytes)
+        return policy.open_model(
             source,
             revision=revision,
             embedding=embedding,
-            weight_budget_bytes=weight_budget_bytes,
             progress=lambda message, fraction: update(fraction, message),
         )
     finally:

@@ -21,6 +21,7 @@ from embspace.checkpoint import CheckpointError
 from embspace.corpus import corpus_fields, infer_format, iter_corpus_texts
 from embspace.errors import EmbspaceError
 from embspace.filters import ALPHABETS, PairFilter, VocabFilter
+from embspace.hosting import HostingPolicy
 from embspace.model import EMBEDDING_CHOICES, EmbeddingSpaceModel, ModelInfo
 from embspace.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES
 
@@ -38,6 +39,12 @@ BUDGET_ENV = "EMBSPACE_WEIGHT_BUDGET_GB"
 DEFAULT_K = 30
 MAX_K = 500
 CORPUS_TYPES = ["txt", "jsonl", "csv", "tsv"]
+
+MODEL_HELP = (
+    "A preset, or type a Hugging Face hub id (e.g. `EleutherAI/pythia-70m`) or the path of a local "
+    "model directory and press Enter. Only the first preset is bundled and works offline."
+)
+MODEL_HELP_HOSTED = "This server opens the models in this list" + " (and, if its operator allows it, hub ids)."
 
 _CONTROLS = "_controls"  # session key: this run's Controls, for the page
 _FAILED = "_failed_model"  # session key: (ModelChoice, message) of the last model that failed to open
@@ -109,6 +116,11 @@ def release() -> None:
     st.session_state.pop(_CONTROLS, None)
 
 
+def hosting_policy() -> HostingPolicy:
+    """The operator's hosting policy (EMBSPACE_HOSTED and friends, from the environment or secrets.toml)."""
+    return HostingPolicy.from_env(os.environ, st.secrets)
+
+
 def weight_budget_bytes() -> int:
     """The weight budget: EMBSPACE_WEIGHT_BUDGET_GB (gigabytes, 1e9 bytes) or the embspace default."""
     raw = os.environ.get(BUDGET_ENV, "").strip()
@@ -125,14 +137,14 @@ def model_choice() -> ModelChoice:
     """Sidebar widgets for the model: a preset, a typed hub id or local path; revision; embedding."""
     sidebar = st.sidebar
     sidebar.header("Model")
+    policy = hosting_policy()
     urlstate.url_param("model", DEFAULT_MODEL)
     source = sidebar.selectbox(
         "Model",
-        MODEL_PRESETS,
+        policy.presets(MODEL_PRESETS),
         key="model",
-        accept_new_options=True,
-        help="A preset, or type a Hugging Face hub id (e.g. `EleutherAI/pythia-70m`) or the path of a local "
-        "model directory and press Enter. Only the first preset is bundled and works offline.",
+        accept_new_options=True,  # a typed source the policy refuses gets a message, not a silent swap
+        help=MODEL_HELP_HOSTED if policy.hosted else MODEL_HELP,
     )
     urlstate.url_param("embedding", "auto", options=EMBEDDING_CHOICES)
     embedding = sidebar.radio(
@@ -161,7 +173,9 @@ def open_chosen_model(choice: ModelChoice) -> EmbeddingSpaceModel | None:
         message = failed[1]  # the same choice failed before: no new download attempt on every rerun
     else:
         try:
-            return cache.load_model(choice.source, choice.revision, choice.embedding, choice.weight_budget_bytes)
+            return cache.load_model(
+                choice.source, choice.revision, choice.embedding, choice.weight_budget_bytes, hosting_policy()
+            )
         except (EmbspaceError, UnsupportedArchitecture, CheckpointError) as err:
             message = str(err)
         except Exception as err:  # hub, tokenizer and file errors come in many types; one line helps most
@@ -264,6 +278,7 @@ def corpus_filter(model: EmbeddingSpaceModel, choice: ModelChoice) -> frozenset[
         if upload is None:
             return None
         try:
+            hosting_policy().check_upload(len(upload.data))  # uploads live in memory only, never on disk
             fmt = infer_format(upload.name)
             fields = corpus_fields(upload.data, fmt=fmt)
             field = None

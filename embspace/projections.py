@@ -19,6 +19,8 @@ __all__ = ["HEAD_KINDS", "HeadKind", "NEURON_VECTOR_NAMES", "head_kind", "neuron
 NEURON_VECTOR_NAMES = ("K", "V", "-K", "-V")
 GATED_VECTOR_NAMES = ("U", "-U")
 
+GRAM_BLOCK_ROWS = 8192  # rows of E converted to float64 at a time for E Eᵀ
+
 
 @dataclass(frozen=True)
 class TokenScores:
@@ -169,9 +171,15 @@ def head_top_pairs(
 
 
 def embedding_gram(model: EmbeddingSpaceModel) -> torch.Tensor:
-    """E Eᵀ: [d_model, d_model], the only place the vocabulary enters the copying score."""
-    rows = model.embedding_rows.to(torch.float64)
-    return rows.T @ rows
+    """E Eᵀ: [d_model, d_model] float64, the only place the vocabulary enters the copying score.
+
+    Accumulated over blocks of rows: a float64 copy of the whole E would double its memory."""
+    rows = model.embedding_rows  # [V, d_model] float32
+    gram = torch.zeros(rows.shape[1], rows.shape[1], dtype=torch.float64)
+    for start in range(0, rows.shape[0], GRAM_BLOCK_ROWS):
+        block = rows[start : start + GRAM_BLOCK_ROWS].to(torch.float64)
+        gram += block.T @ block
+    return gram
 
 
 def copying_score(model: EmbeddingSpaceModel, layer: int, head: int, gram: torch.Tensor | None = None) -> float:

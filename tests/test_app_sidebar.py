@@ -18,6 +18,7 @@ from app_harness import (
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from embspace.hosting import HostingPolicy
 from embspace.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES
 
 
@@ -173,7 +174,7 @@ def test_gated_mlp_shows_the_up_projection(app, tiny_model):
 def test_two_sessions_share_one_model(app):
     from dashboard import cache
 
-    shared = cache.load_model(DEFAULT_MODEL, None, "auto", DEFAULT_WEIGHT_BUDGET_BYTES)
+    shared = cache.load_model(DEFAULT_MODEL, None, "auto", DEFAULT_WEIGHT_BUDGET_BYTES, HostingPolicy())
     first = app("pages/vo.py", k="3", pairs="3")
     second = app("pages/qk.py", k="3", pairs="3", layer="4")
     first.number_input(key="head").set_value(6).run()
@@ -182,7 +183,7 @@ def test_two_sessions_share_one_model(app):
     assert first.number_input(key="layer").value == 0 and second.number_input(key="layer").value == 4
     assert second.number_input(key="head").value == 0  # sessions do not leak into each other
     # Both sessions used the one cached model: it was neither reopened nor copied.
-    assert cache.load_model(DEFAULT_MODEL, None, "auto", DEFAULT_WEIGHT_BUDGET_BYTES) is shared
+    assert cache.load_model(DEFAULT_MODEL, None, "auto", DEFAULT_WEIGHT_BUDGET_BYTES, HostingPolicy()) is shared
 
 
 def test_first_visit_of_a_fresh_server_runs_the_entry_point(fresh_server, monkeypatch):
