@@ -10,6 +10,8 @@ function, so a cache hit replays it as already finished and removed.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 ModelKey = tuple[str, str | None, str]  # (source, revision, embedding): identifies the weights read
 RESULT_ENTRIES = 512  # results are small (k rows); bounded anyway for a long-running server
+COMPUTE_LOG_ENV = "EMBSPACE_COMPUTE_LOG"
 PROGRESS_STEPS = 50  # at most this many progress-bar updates per job (each is replayed on a hit)
 
 
@@ -48,6 +51,15 @@ def _progress_bar(text: str) -> tuple[st.delta_generator.DeltaGenerator, Callabl
             bar.progress(step / PROGRESS_STEPS, text=message)
 
     return bar, update
+
+
+def note_computation(name: str, *key) -> None:
+    """Append one line per real (uncached) computation to $EMBSPACE_COMPUTE_LOG when set: how the
+    sessions benchmark proves that concurrent sessions asking for one view compute it once."""
+    path = os.environ.get(COMPUTE_LOG_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps([name, *key]) + "\n")
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -129,6 +141,7 @@ def head_pairs(
     model_key: ModelKey, filter_key: str, kind: str, layer: int, head: int, k: int, _controls: Controls
 ) -> pd.DataFrame:
     """Top pairs of a head's W_VO or W_QK: rank, row_token, col_token, score, row_id, col_id."""
+    note_computation("head_pairs", kind, layer, head, k, filter_key)
     table = head_top_pairs(
         _controls.model, kind, layer, head, k, _controls.vocab_filter, _controls.pair_filter, _controls.negative
     )
