@@ -60,11 +60,6 @@ class TensorReader:
         return frozenset(self._file_of)
 
     @property
-    def files(self) -> tuple[Path, ...]:
-        """The weight files this reader reads from."""
-        return self._files
-
-    @property
     def total_bytes(self) -> int:
         """Size on disk of all weight files."""
         return sum(path.stat().st_size for path in self._files)

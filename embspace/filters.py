@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
 from embspace.errors import EmbspaceError
 from embspace.tokens import Vocabulary
+from embspace.topk import PairPredicate
 
 _LATIN = string.ascii_letters + string.digits
 _RUSSIAN = "АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯабвгдеёжзийклмнопрстуфхцчшщъыьэюя"
 _OTHER_CYRILLIC = "ЂЃЄЅІЇЈЉЊЋЌЎЏђѓєѕіїјљњћќўџҐґ"  # Ukrainian, Belarusian, Serbian, Macedonian
 
 # Letters and digits a token may consist of under `VocabFilter(only_alnum=True, alphabet=...)`.
-# Extend with `register_alphabet`; names are never redefined, so a name is a stable cache key.
-ALPHABETS: dict[str, frozenset[str]] = {
-    "latin": frozenset(_LATIN),
-    "polish": frozenset(_LATIN + "ąćęłńóśźżĄĆĘŁŃÓŚŹŻ"),
-    "german": frozenset(_LATIN + "äöüßÄÖÜẞ"),
-    "cyrillic": frozenset(string.digits + _RUSSIAN + _OTHER_CYRILLIC),
-}
+# Frozen: a name always means the same letters (a stable cache key). A custom alphabet is passed by value:
+# `VocabFilter(alphabet=frozenset(...))`.
+ALPHABETS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "latin": frozenset(_LATIN),
+        "polish": frozenset(_LATIN + "ąćęłńóśźżĄĆĘŁŃÓŚŹŻ"),
+        "german": frozenset(_LATIN + "äöüßÄÖÜẞ"),
+        "cyrillic": frozenset(string.digits + _RUSSIAN + _OTHER_CYRILLIC),
+    }
+)
 
 # Shortest prefix that counts as "the same stem" in the near-identical rule (see PairFilter).
 MIN_STEM_PREFIX = 3
@@ -34,27 +39,16 @@ class FilterError(EmbspaceError, ValueError):
     """A filter setting that cannot be used (unknown alphabet, threshold out of range)."""
 
 
-def register_alphabet(name: str, letters: Iterable[str]) -> frozenset[str]:
-    """Add an alphabet to ALPHABETS, e.g. register_alphabet("czech", ALPHABETS["latin"] | set("čďě...")).
-
-    Registering a name again with the same letters is a no-op; with other letters it is an error.
-    """
-    charset = frozenset("".join(letters))
-    if not name or not charset:
-        raise FilterError("An alphabet needs a name and at least one character.")
-    if any(len(c) != 1 for c in charset) or any(c.isspace() for c in charset):
-        raise FilterError(f"Alphabet {name!r} must be single non-whitespace characters.")
-    known = ALPHABETS.get(name)
-    if known is not None and known != charset:
-        raise FilterError(f"Alphabet {name!r} is already registered with other letters; pick a new name.")
-    ALPHABETS[name] = charset
+def alphabet_letters(alphabet: str | Iterable[str]) -> frozenset[str]:
+    """The letters of `alphabet`: a built-in name (key of ALPHABETS) or the letters themselves (not a str)."""
+    if isinstance(alphabet, str):
+        if alphabet not in ALPHABETS:
+            raise FilterError(f"Unknown alphabet {alphabet!r}; known alphabets: {', '.join(sorted(ALPHABETS))}.")
+        return ALPHABETS[alphabet]
+    charset = frozenset(alphabet)
+    if not charset or any(not isinstance(c, str) or len(c) != 1 or c.isspace() for c in charset):
+        raise FilterError("A custom alphabet must be a non-empty set of single non-whitespace characters.")
     return charset
-
-
-def _alphabet_letters(name: str) -> frozenset[str]:
-    if name not in ALPHABETS:
-        raise FilterError(f"Unknown alphabet {name!r}; known alphabets: {', '.join(sorted(ALPHABETS))}.")
-    return ALPHABETS[name]
 
 
 @dataclass(frozen=True)
@@ -63,19 +57,23 @@ class VocabFilter:
 
     only_ascii: the readable text (marker removed, bytes decoded) is ASCII; byte fragments such
         as <0xC5> (half a Polish letter) are not.
-    only_alnum: the text is non-empty and every character is in ALPHABETS[alphabet].
+    only_alnum: the text is non-empty and every character is in the alphabet.
+    alphabet: a built-in name (key of ALPHABETS) or a custom alphabet by value (a frozenset of characters;
+        any other iterable of characters is frozen on construction, so the filter stays hashable).
     exclude_special: drop special tokens, [unusedN] placeholders and padding rows.
     allowed_ids: keep only these ids (from a corpus or an explicit token list).
     """
 
     only_ascii: bool = False
     only_alnum: bool = False
-    alphabet: str = "latin"
+    alphabet: str | frozenset[str] = "latin"
     exclude_special: bool = True
     allowed_ids: frozenset[int] | None = None
 
     def __post_init__(self) -> None:
-        _alphabet_letters(self.alphabet)
+        letters = alphabet_letters(self.alphabet)
+        if not isinstance(self.alphabet, str):
+            object.__setattr__(self, "alphabet", letters)
         if self.allowed_ids is not None and not isinstance(self.allowed_ids, frozenset):
             object.__setattr__(self, "allowed_ids", frozenset(int(i) for i in self.allowed_ids))
 
@@ -88,7 +86,7 @@ class VocabFilter:
             keep &= np.fromiter((t.isascii() for t in vocab.text), dtype=bool, count=vocab.size)
             keep &= ~vocab.is_byte_fragment
         if self.only_alnum:
-            letters = _alphabet_letters(self.alphabet)
+            letters = alphabet_letters(self.alphabet)
             keep &= np.fromiter((bool(t) and letters.issuperset(t) for t in vocab.text), dtype=bool, count=vocab.size)
         if self.allowed_ids is not None:
             ids = np.fromiter(self.allowed_ids, dtype=np.int64, count=len(self.allowed_ids))
@@ -101,7 +99,7 @@ class VocabFilter:
         """Plain JSON-serialisable spec (exports, cache keys); settings that do nothing are left out."""
         spec: dict = {"only_ascii": self.only_ascii, "only_alnum": self.only_alnum}
         if self.only_alnum:
-            spec["alphabet"] = self.alphabet
+            spec["alphabet"] = self.alphabet if isinstance(self.alphabet, str) else "".join(sorted(self.alphabet))
         spec["exclude_special"] = self.exclude_special
         if self.allowed_ids is None:
             spec["allowed_ids"] = None
@@ -123,9 +121,6 @@ def token_list_ids(vocab: Vocabulary, words: Iterable[str]) -> frozenset[int]:
     wanted = {w.strip().removeprefix("##").lstrip("Ġ▁").strip().casefold() for w in words}
     wanted.discard("")
     return frozenset(i for i, form in enumerate(vocab.normalized) if form in wanted)
-
-
-PairPredicate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -203,8 +198,7 @@ def near_identical_forms(left: list[str], right: list[str], threshold: float) ->
     similar = np.asarray(ratio) >= threshold
     stem = np.fromiter(
         (
-            a == b
-            or (min(len(a), len(b)) >= MIN_STEM_PREFIX and (a.startswith(b) or b.startswith(a)))
+            a == b or (min(len(a), len(b)) >= MIN_STEM_PREFIX and (a.startswith(b) or b.startswith(a)))
             for a, b in zip(left, right, strict=True)
         ),
         dtype=bool,

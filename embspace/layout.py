@@ -49,11 +49,3 @@ class LayerWeights:
     ffn_value_bias: torch.Tensor | None = None  # [d_model]
     ffn_up: torch.Tensor | None = None  # [d_ff, d_model]
     ffn_up_bias: torch.Tensor | None = None  # [d_ff]
-
-    def nbytes(self) -> int:
-        """Bytes held by this layer's tensors."""
-        return sum(
-            t.numel() * t.element_size()
-            for t in vars(self).values()
-            if isinstance(t, torch.Tensor)
-        )

@@ -105,7 +105,7 @@ class EmbeddingSpaceModel:
             if index in self._layers:
                 self._layers.move_to_end(index)
                 return self._layers[index]
-        weights = read_layer_checked(self._adapter, self._reader, self.config, self.shape, index)
+        weights = read_layer_checked(self._adapter, self._reader, self.shape, index)
         self._nonfinite[index] = nonfinite_rows(weights)
         with self._lock:
             self._layers[index] = weights
@@ -252,10 +252,10 @@ def check_embedding(rows: torch.Tensor, shape: ModelShape, config: dict, name: s
         )
 
 
-def read_layer_checked(adapter: Adapter, reader: TensorReader, config: dict, shape: ModelShape, index: int):
+def read_layer_checked(adapter: Adapter, reader: TensorReader, shape: ModelShape, index: int):
     """adapter.read_layer, with shape mismatches (config.json vs weights) turned into one clear error."""
     try:
-        return adapter.read_layer(reader, config, index)
+        return adapter.read_layer(reader, shape, index)
     except (RuntimeError, ValueError) as err:  # reshape/split of a tensor whose size config.json got wrong
         raise InconsistentModel(
             f"layer {index}'s weights do not match config.json ({shape.n_heads} heads x {shape.d_head} "

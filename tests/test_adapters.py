@@ -211,7 +211,7 @@ def check_model(path: Path, arch: str, input_ids: torch.Tensor, *, bare: bool = 
     assert shape.n_layers == model.config.num_hidden_layers
     seen = run_and_capture(model, arch, input_ids, shape.n_layers)
     for layer in range(shape.n_layers):
-        check_layer(adapter.read_layer(reader, config, layer), shape, seen[layer], config[MODULES[arch].activation_key])
+        check_layer(adapter.read_layer(reader, shape, layer), shape, seen[layer], config[MODULES[arch].activation_key])
 
 
 def _input_ids(path: Path, batch: int = 2, seq: int = 7) -> torch.Tensor:
@@ -244,7 +244,8 @@ def test_bare_base_model_reads_like_the_headed_one(tiny_model, tmp_path, arch):
     config = _config(headed_path)
     adapter = adapter_for(config)
     for layer in range(adapter.shape(config).n_layers):
-        ours, theirs = adapter.read_layer(bare, config, layer), adapter.read_layer(headed, config, layer)
+        shape = adapter.shape(config)
+        ours, theirs = adapter.read_layer(bare, shape, layer), adapter.read_layer(headed, shape, layer)
         for field, tensor in vars(ours).items():
             if tensor is not None:
                 torch.testing.assert_close(tensor, getattr(theirs, field), atol=0, rtol=0)
@@ -321,7 +322,7 @@ def test_grouped_query_shape_and_head_dim_from_config(tiny_model):
     mistral = _config(tiny_model("mistral"))
     assert ADAPTERS["llama"].shape(llama).n_kv_heads == 2 and ADAPTERS["llama"].shape(llama).n_heads == 4
     assert ADAPTERS["mistral"].shape(mistral).d_head == 16 != mistral["hidden_size"] // mistral["num_attention_heads"]
-    weights = ADAPTERS["llama"].read_layer(TensorReader(tiny_model("llama")), llama, 0)
+    weights = ADAPTERS["llama"].read_layer(TensorReader(tiny_model("llama")), ADAPTERS["llama"].shape(llama), 0)
     # Heads 0 and 1 share key group 0; heads 1 and 2 do not.
     assert torch.equal(weights.W_K[0], weights.W_K[1]) and not torch.equal(weights.W_K[1], weights.W_K[2])
 
@@ -361,4 +362,19 @@ def test_checkpoint_of_another_architecture_names_the_missing_tensors(tiny_model
     reader = TensorReader(tiny_model("gpt2"))
     bert = _config(tiny_model("bert"))
     with pytest.raises(CheckpointError, match="embeddings.word_embeddings.weight"):
-        ADAPTERS["bert"].read_layer(reader, bert, 0)
+        ADAPTERS["bert"].read_layer(reader, ADAPTERS["bert"].shape(bert), 0)
+
+
+def test_shape_helper_reads_each_adapters_own_keys_and_defaults():
+    # GPT-2 names differ from HF's generic ones; n_inner absent -> 4 * d_model.
+    gpt2 = {"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 3, "vocab_size": 100}
+    shape = adapter_for(gpt2).shape(gpt2)
+    assert (shape.d_model, shape.n_heads, shape.n_layers, shape.d_ff, shape.d_head) == (64, 4, 3, 256, 16)
+    # BERT has no d_ff default: a missing intermediate_size is an error, not a guess.
+    bert = {"model_type": "bert", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 9}
+    with pytest.raises(UnsupportedArchitecture, match="intermediate_size"):
+        adapter_for(bert).shape(bert)
+    llama = dict(bert, model_type="llama", intermediate_size=96, num_key_value_heads=3)
+    with pytest.raises(UnsupportedArchitecture, match="key/value groups"):
+        adapter_for(llama).shape(llama)
+    assert adapter_for(dict(llama, num_key_value_heads=2)).shape(llama | {"num_key_value_heads": 2}).gated_mlp

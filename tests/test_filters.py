@@ -15,8 +15,7 @@ from tokenizer_factory import (
     wordpiece_tokenizer,
 )
 
-from embspace import filters
-from embspace.filters import ALPHABETS, FilterError, PairFilter, VocabFilter, register_alphabet
+from embspace.filters import ALPHABETS, FilterError, PairFilter, VocabFilter
 from embspace.tokens import PLAIN, Vocabulary, build_vocabulary
 
 # Spelled out here, not taken from embspace, so the test does not check the code with itself.
@@ -126,17 +125,23 @@ def test_alphabets_registry():
     assert "ß" in ALPHABETS["german"] and "ж" in ALPHABETS["cyrillic"] and "a" not in ALPHABETS["cyrillic"]
 
 
-def test_register_alphabet_is_explicit_and_never_redefines(monkeypatch):
-    monkeypatch.setattr(filters, "ALPHABETS", dict(filters.ALPHABETS))
-    czech = register_alphabet("czech", LATIN + "áčďéěíňóřšťúůýž")
-    assert filters.ALPHABETS["czech"] == czech
-    assert register_alphabet("czech", LATIN + "áčďéěíňóřšťúůýž") == czech  # same letters: fine
-    with pytest.raises(ValueError, match="already registered"):
-        register_alphabet("czech", LATIN)
-    with pytest.raises(ValueError):
-        register_alphabet("spaces", "a b")
-    vocab = make_vocabulary(["řeka", "rzeka", "ręka"])
-    assert VocabFilter(only_alnum=True, alphabet="czech").mask(vocab).tolist() == [True, True, False]
+def test_builtin_alphabets_are_frozen_and_custom_ones_travel_by_value(byte_level):
+    with pytest.raises(TypeError):
+        ALPHABETS["czech"] = frozenset(LATIN)  # type: ignore[index]
+    assert all(isinstance(letters, frozenset) for letters in ALPHABETS.values())
+    czech = LATIN + "áčďéěíňóřšťúůýž"
+    # Any iterable of characters is frozen, so equal alphabets give equal, hashable filters.
+    by_list = VocabFilter(only_alnum=True, alphabet=list(czech))
+    by_set = VocabFilter(only_alnum=True, alphabet=frozenset(czech))
+    assert by_list == by_set and hash(by_list) == hash(by_set) and by_list.alphabet == frozenset(czech)
+    assert by_set != VocabFilter(only_alnum=True, alphabet="latin")
+    assert VocabFilter(only_alnum=True, alphabet=frozenset(LATIN)).mask(byte_level[1]).tolist() == (
+        VocabFilter(only_alnum=True, alphabet="latin").mask(byte_level[1]).tolist()
+    )
+    assert by_set.describe()["alphabet"] == "".join(sorted(czech))
+    for bad in ("czech", frozenset(), frozenset({"a", " "}), ["ab"]):
+        with pytest.raises(FilterError):
+            VocabFilter(alphabet=bad)
 
 
 def test_vocab_filter_describe_is_plain_and_canonical():

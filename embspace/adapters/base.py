@@ -7,6 +7,7 @@ Conv1D adapters transpose first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -29,7 +30,7 @@ class Adapter(Protocol):
 
     def shape(self, config: dict) -> ModelShape: ...
 
-    def read_layer(self, reader: TensorReader, config: dict, layer: int) -> LayerWeights: ...
+    def read_layer(self, reader: TensorReader, shape: ModelShape, layer: int) -> LayerWeights: ...
 
     def input_embedding_name(self, reader: TensorReader, config: dict) -> str: ...
 
@@ -47,6 +48,41 @@ def config_value(config: dict, *keys: str, default: Any = _MISSING) -> Any:
             f"{list(keys)}; the file is incomplete or from an incompatible variant."
         )
     return default
+
+
+@dataclass(frozen=True)
+class ShapeKeys:
+    """config.json key names of one architecture, first set wins; `d_ff_default` is a multiple of d_model."""
+
+    d_model: tuple[str, ...] = ("hidden_size",)
+    n_heads: tuple[str, ...] = ("num_attention_heads",)
+    n_layers: tuple[str, ...] = ("num_hidden_layers",)
+    d_ff: tuple[str, ...] = ("intermediate_size",)
+    d_ff_default: int | None = None  # None: d_ff is required
+    n_kv_heads: tuple[str, ...] = ()  # empty: one K/V head per query head
+    head_dim: tuple[str, ...] = ()  # empty: d_model // n_heads
+    gated_mlp: bool = False
+
+
+def shape_from_config(architecture: str, config: dict, keys: ShapeKeys) -> ModelShape:
+    """The checked `ModelShape` of a parsed config.json, read through one adapter's `keys`."""
+    d_model = config_value(config, *keys.d_model)
+    n_heads = config_value(config, *keys.n_heads)
+    d_ff_default = _MISSING if keys.d_ff_default is None else keys.d_ff_default * d_model
+    return check_heads(
+        ModelShape(
+            architecture=architecture,
+            n_layers=config_value(config, *keys.n_layers),
+            n_heads=n_heads,
+            n_kv_heads=config_value(config, *keys.n_kv_heads, default=n_heads),
+            d_model=d_model,
+            # Mistral-Nemo, Qwen3 and others decouple head_dim from d_model / n_heads.
+            d_head=config_value(config, *keys.head_dim, default=d_model // n_heads),
+            d_ff=config_value(config, *keys.d_ff, default=d_ff_default),
+            vocab_size=config_value(config, "vocab_size"),
+            gated_mlp=keys.gated_mlp,
+        )
+    )
 
 
 def check_heads(shape: ModelShape) -> ModelShape:

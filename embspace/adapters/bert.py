@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embspace.adapters.base import (
-    check_heads,
-    config_value,
+    ShapeKeys,
     find_prefix,
     heads_bias,
     heads_in,
     heads_out,
     optional,
+    shape_from_config,
 )
 from embspace.checkpoint import TensorReader
 from embspace.layout import LayerWeights, ModelShape
@@ -20,6 +20,8 @@ _EMBEDDING = "embeddings.word_embeddings.weight"
 # Masked-LM decoders of BertForMaskedLM / BertForPreTraining and RobertaForMaskedLM; usually
 # tied to the input embedding and then not saved at all.
 _LM_HEADS = ("cls.predictions.decoder.weight", "lm_head.decoder.weight")
+
+_KEYS = ShapeKeys()
 
 
 @dataclass(frozen=True)
@@ -32,23 +34,9 @@ class BertAdapter:
         return (f"{self.name}.", "bert.", "roberta.", "")
 
     def shape(self, config: dict) -> ModelShape:
-        d_model = config_value(config, "hidden_size")
-        n_heads = config_value(config, "num_attention_heads")
-        return check_heads(
-            ModelShape(
-                architecture=self.name,
-                n_layers=config_value(config, "num_hidden_layers"),
-                n_heads=n_heads,
-                n_kv_heads=n_heads,
-                d_model=d_model,
-                d_head=d_model // n_heads,
-                d_ff=config_value(config, "intermediate_size"),
-                vocab_size=config_value(config, "vocab_size"),
-            )
-        )
+        return shape_from_config(self.name, config, _KEYS)
 
-    def read_layer(self, reader: TensorReader, config: dict, layer: int) -> LayerWeights:
-        shape = self.shape(config)
+    def read_layer(self, reader: TensorReader, shape: ModelShape, layer: int) -> LayerWeights:
         n, d_head = shape.n_heads, shape.d_head
         block = f"{find_prefix(reader, self._prefixes(), _EMBEDDING)}encoder.layer.{layer}."
         attention = block + "attention.self."

@@ -5,18 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embspace.adapters.base import (
-    check_heads,
-    config_value,
+    ShapeKeys,
     find_prefix,
     heads_bias,
     heads_in,
     heads_out,
     optional,
+    shape_from_config,
 )
 from embspace.checkpoint import TensorReader
 from embspace.layout import LayerWeights, ModelShape
 
 _PREFIXES = ("transformer.", "")
+
+_KEYS = ShapeKeys(
+    d_model=("n_embd", "hidden_size"),
+    n_heads=("n_head", "num_attention_heads"),
+    n_layers=("n_layer", "num_hidden_layers"),
+    d_ff=("n_inner",),
+    d_ff_default=4,
+)
 
 
 @dataclass(frozen=True)
@@ -24,23 +32,9 @@ class GPT2Adapter:
     name: str = "gpt2"
 
     def shape(self, config: dict) -> ModelShape:
-        d_model = config_value(config, "n_embd", "hidden_size")
-        n_heads = config_value(config, "n_head", "num_attention_heads")
-        return check_heads(
-            ModelShape(
-                architecture=self.name,
-                n_layers=config_value(config, "n_layer", "num_hidden_layers"),
-                n_heads=n_heads,
-                n_kv_heads=n_heads,
-                d_model=d_model,
-                d_head=d_model // n_heads,
-                d_ff=config_value(config, "n_inner", default=4 * d_model),
-                vocab_size=config_value(config, "vocab_size"),
-            )
-        )
+        return shape_from_config(self.name, config, _KEYS)
 
-    def read_layer(self, reader: TensorReader, config: dict, layer: int) -> LayerWeights:
-        shape = self.shape(config)
+    def read_layer(self, reader: TensorReader, shape: ModelShape, layer: int) -> LayerWeights:
         n, d_head, d_model = shape.n_heads, shape.d_head, shape.d_model
         block = f"{find_prefix(reader, _PREFIXES, 'wte.weight')}h.{layer}."
         # Conv1D [in, out] -> nn.Linear [out, in]; c_attn's outputs are q | k | v, each [d_model].

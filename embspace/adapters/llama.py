@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embspace.adapters.base import (
-    check_heads,
-    config_value,
+    ShapeKeys,
     expand_groups,
     find_prefix,
     heads_bias,
     heads_in,
     heads_out,
     optional,
+    shape_from_config,
 )
 from embspace.checkpoint import TensorReader
 from embspace.layout import LayerWeights, ModelShape
@@ -20,31 +20,17 @@ from embspace.layout import LayerWeights, ModelShape
 _PREFIXES = ("model.", "")
 _EMBEDDING = "embed_tokens.weight"
 
+_KEYS = ShapeKeys(n_kv_heads=("num_key_value_heads",), head_dim=("head_dim",), gated_mlp=True)
+
 
 @dataclass(frozen=True)
 class LlamaAdapter:
     name: str = "llama"
 
     def shape(self, config: dict) -> ModelShape:
-        d_model = config_value(config, "hidden_size")
-        n_heads = config_value(config, "num_attention_heads")
-        return check_heads(
-            ModelShape(
-                architecture=self.name,
-                n_layers=config_value(config, "num_hidden_layers"),
-                n_heads=n_heads,
-                n_kv_heads=config_value(config, "num_key_value_heads", default=n_heads),
-                d_model=d_model,
-                # Mistral-Nemo, Qwen3 and others decouple head_dim from d_model / n_heads.
-                d_head=config_value(config, "head_dim", default=d_model // n_heads),
-                d_ff=config_value(config, "intermediate_size"),
-                vocab_size=config_value(config, "vocab_size"),
-                gated_mlp=True,
-            )
-        )
+        return shape_from_config(self.name, config, _KEYS)
 
-    def read_layer(self, reader: TensorReader, config: dict, layer: int) -> LayerWeights:
-        shape = self.shape(config)
+    def read_layer(self, reader: TensorReader, shape: ModelShape, layer: int) -> LayerWeights:
         n, n_kv, d_head = shape.n_heads, shape.n_kv_heads, shape.d_head
         block = f"{find_prefix(reader, _PREFIXES, _EMBEDDING)}layers.{layer}."
         attention, mlp = block + "self_attn.", block + "mlp."

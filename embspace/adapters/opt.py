@@ -10,20 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embspace.adapters.base import (
+    ShapeKeys,
     UnsupportedArchitecture,
-    check_heads,
     config_value,
     find_prefix,
     heads_bias,
     heads_in,
     heads_out,
     optional,
+    shape_from_config,
 )
 from embspace.checkpoint import TensorReader
 from embspace.layout import LayerWeights, ModelShape
 
 _PREFIXES = ("model.decoder.", "decoder.", "")
 _EMBEDDING = "embed_tokens.weight"
+
+_KEYS = ShapeKeys(d_ff=("ffn_dim",))
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,6 @@ class OPTAdapter:
 
     def shape(self, config: dict) -> ModelShape:
         d_model = config_value(config, "hidden_size")
-        n_heads = config_value(config, "num_attention_heads")
         embedding_dim = config_value(config, "word_embed_proj_dim", default=d_model)
         if embedding_dim != d_model:
             # opt-350m: embeddings live in a smaller space and enter the residual stream
@@ -42,21 +44,9 @@ class OPTAdapter:
                 f"its {d_model}-dimensional residual stream (like facebook/opt-350m); embspace "
                 "does not map that projection. Pick another OPT size (125m, 1.3b, 2.7b, ...)."
             )
-        return check_heads(
-            ModelShape(
-                architecture=self.name,
-                n_layers=config_value(config, "num_hidden_layers"),
-                n_heads=n_heads,
-                n_kv_heads=n_heads,
-                d_model=d_model,
-                d_head=d_model // n_heads,
-                d_ff=config_value(config, "ffn_dim"),
-                vocab_size=config_value(config, "vocab_size"),
-            )
-        )
+        return shape_from_config(self.name, config, _KEYS)
 
-    def read_layer(self, reader: TensorReader, config: dict, layer: int) -> LayerWeights:
-        shape = self.shape(config)
+    def read_layer(self, reader: TensorReader, shape: ModelShape, layer: int) -> LayerWeights:
         n, d_head = shape.n_heads, shape.d_head
         block = f"{find_prefix(reader, _PREFIXES, _EMBEDDING)}layers.{layer}."
         attention = block + "self_attn."
