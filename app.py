@@ -21,6 +21,7 @@ PAGES = [
     st.Page("pages/vo.py", title="Heads: W_VO", icon=":material/edit_note:", url_path="vo"),
     st.Page("pages/qk.py", title="Heads: W_QK", icon=":material/manage_search:", url_path="qk"),
     st.Page("pages/overview.py", title="Copying scores", icon=":material/grid_on:", url_path="overview"),
+    st.Page("pages/search.py", title="Token search", icon=":material/search:", url_path="search"),
 ]
 page = st.navigation(PAGES)
 

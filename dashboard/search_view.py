@@ -1,0 +1,83 @@
+"""The token search page's cached calls and its result table (links to each hit's view)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.cache import RESULT_ENTRIES, ModelKey, note_computation
+from embspace.atlas import find_atlas
+from embspace.model import EmbeddingSpaceModel
+from embspace.search import SearchIndex, query_tokens, search
+
+VIEW_OF_KIND = {"neuron": ("neurons", "neuron"), "vo": ("vo", "head"), "qk": ("qk", "head")}
+WHERE = {
+    "neuron-K": "FFN neuron: the token triggers it (K·E)",
+    "neuron-V": "FFN neuron: it promotes the token (V·E)",
+    "vo-row": "W_VO row: the head reads (attends to) the token",
+    "vo-col": "W_VO column: the head writes the token",
+    "qk-row": "W_QK row: the token as the query",
+    "qk-col": "W_QK column: the token as the key",
+}
+
+
+@st.cache_resource(max_entries=2, show_spinner="Indexing the model's FFN weights for search …")
+def search_index(model_key: ModelKey, _model: EmbeddingSpaceModel) -> SearchIndex:
+    """Every layer's FFN keys and values stacked once per model (the live search's working set)."""
+    return SearchIndex(_model)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def model_atlas(model_key: ModelKey, _model: EmbeddingSpaceModel):
+    """The atlas built for this model (atlases/ beside the app or $EMBSPACE_ATLAS_DIR), or None."""
+    return find_atlas(_model)
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Searching every neuron and head …")
+def hits_frame(model_key: ModelKey, filter_key: str, words: tuple[str, ...], limit: int, _controls) -> pd.DataFrame:
+    """The hits of `words`, best first: kind, layer, index, token, rank, score, partner, token_id, source."""
+    note_computation("search", words, limit, filter_key)
+    model = _controls.model
+    found = search(
+        model,
+        list(words),
+        vocab_filter=_controls.vocab_filter,
+        pair_filter=_controls.pair_filter,
+        limit=limit,
+        atlas=model_atlas(model_key, model),
+        index=search_index(model_key, model),
+    )
+    columns = ["kind", "layer", "index", "token", "rank", "score", "partner_token", "token_id", "source"]
+    return pd.DataFrame([hit.as_dict() for hit in found], columns=[*columns, "partner_id"])[columns]
+
+
+def split_words(model: EmbeddingSpaceModel, words: list[str]) -> list[tuple[str, list[str]]]:
+    """(word, its tokens) for each word the user typed, as the tokenizer splits it."""
+    return [(word.word, list(word.tokens)) for word in query_tokens(model, words)]
+
+
+def view_link(kind: str, layer: int, index: int, shared: dict[str, str]) -> str:
+    """The address of a hit's page with the view set and the sidebar's settings kept."""
+    page, unit = VIEW_OF_KIND[kind.split("-")[0]]
+    return f"/{page}?" + urlencode({**shared, "layer": layer, unit: index})
+
+
+def results_table(frame: pd.DataFrame, shared: dict[str, str]) -> pd.DataFrame:
+    """What the page shows: where, layer, neuron/head, token, rank, score, best partner, link."""
+    return pd.DataFrame(
+        {
+            "where": frame["kind"].map(WHERE),
+            "layer": frame["layer"],
+            "neuron / head": frame["index"],
+            "token": frame["token"],
+            "rank": frame["rank"],
+            "score": frame["score"],
+            "best partner": frame["partner_token"].fillna(""),
+            "open": [
+                view_link(kind, int(layer), int(index), shared)
+                for kind, layer, index in zip(frame["kind"], frame["layer"], frame["index"], strict=True)
+            ],
+        }
+    )

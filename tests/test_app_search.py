@@ -1,0 +1,53 @@
+"""The token search page through AppTest: results, links to each view, filters, downloads."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+from app_harness import app_fixture, assert_clean, download_data, downloads_fixture, fresh_server_fixture  # noqa: F401
+
+from embspace.filters import VocabFilter
+from embspace.model import open_model
+from embspace.search import search
+from embspace.sources import DEFAULT_MODEL
+
+
+def test_search_page_lists_hits_with_links_to_their_views(app, downloads):
+    at = app("pages/search.py", q="king", limit="3", k="5")
+    assert_clean(at)
+    shown = at.dataframe[0].value
+    assert len(shown) > 0 and set(shown["token"]) == {"king"}
+    expected = search(open_model(DEFAULT_MODEL), ["king"], limit=3)
+    assert list(shown["rank"]) == [hit.rank for hit in expected]
+    assert list(shown["layer"]) == [hit.layer for hit in expected]
+    first = urlparse(shown["open"].iloc[0])
+    page = {"neuron": "/neurons", "vo": "/vo", "qk": "/qk"}[expected[0].kind.split("-")[0]]
+    assert first.path == page
+    params = parse_qs(first.query)
+    assert params["layer"] == [str(expected[0].layer)] and params["k"] == ["5"]  # the sidebar's settings travel
+    assert str(expected[0].index) in (params.get("neuron", []) + params.get("head", []))
+    assert "king" in download_data(at, downloads, "search-king-json")
+
+
+def test_search_page_splits_words_into_tokens(app):
+    at = app("pages/search.py", q="unbelievably", limit="1")
+    assert_clean(at)
+    caption = " ".join(c.value for c in at.caption)
+    assert "unbelievably" in caption and "##" in caption
+
+
+def test_search_respects_the_sidebar_filters(app):
+    """Ranks count only the tokens the filters keep, and best partners pass the filters."""
+    at = app("pages/search.py", q="king", limit="3", alnum="true")
+    assert_clean(at)
+    shown = at.dataframe[0].value
+    expected = search(open_model(DEFAULT_MODEL), ["king"], vocab_filter=VocabFilter(only_alnum=True), limit=3)
+    assert list(shown["rank"]) == [hit.rank for hit in expected]
+    partners = [p.removeprefix("##") for p in shown["best partner"] if p]
+    assert partners and all(p.isalnum() for p in partners)
+
+
+def test_search_page_without_a_query_explains_itself(app):
+    at = app("pages/search.py")
+    assert_clean(at)
+    assert any("Type a word" in i.value for i in at.info)
