@@ -64,6 +64,16 @@ def view_link(kind: str, layer: int, index: int, shared: dict[str, str]) -> str:
     return f"/{page}?" + urlencode({**shared, "layer": layer, unit: index})
 
 
+def best_links(frame: pd.DataFrame, shared: dict[str, str]) -> None:
+    """One link (same tab) per place the token was found (FFN K, FFN V, W_VO row, ...): its best hit's view."""
+    for hit in frame.drop_duplicates("kind").itertuples():
+        page, unit = VIEW_OF_KIND[hit.kind.split("-")[0]]
+        label = (
+            f"{WHERE[hit.kind].split(':')[0]} — layer {hit.layer}, {unit} {hit.index}: {hit.token} (rank {hit.rank})"
+        )
+        st.page_link(f"pages/{page}.py", label=label, query_params={**shared, "layer": hit.layer, unit: hit.index})
+
+
 def results_table(frame: pd.DataFrame, shared: dict[str, str]) -> pd.DataFrame:
     """What the page shows: where, layer, neuron/head, token, rank, score, best partner, link."""
     return pd.DataFrame(

@@ -49,9 +49,11 @@ if frame.empty:
     st.warning("No result: the token is not in the vocabulary or the sidebar's filters drop it.")
     st.stop()
 
-shown = search_view.results_table(
-    frame, {k: v for k, v in urlstate.current_params().items() if k not in ("q", "limit")}
-)
+shared = {k: v for k, v in urlstate.current_params().items() if k not in ("q", "limit")}
+st.subheader("Best hit in each place")
+search_view.best_links(frame, shared)
+st.subheader("All hits")
+shown = search_view.results_table(frame, shared)
 st.dataframe(
     shown,
     hide_index=True,

@@ -1,0 +1,31 @@
+"""Token search in a real browser: search a word, follow a result, land on its view showing the word."""
+
+from __future__ import annotations
+
+import pytest
+from browser import assert_no_exception, expect, full_page_screenshot, grid_rows, open_view, wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+
+def test_search_a_word_and_follow_a_result_to_its_view(app_page, app_server):
+    page = app_page
+    open_view(page, app_server, "/search?q=king&limit=3&k=12", ready='[data-testid="stDataFrame"]')
+    assert_no_exception(page)
+    hits = grid_rows(page)
+    assert hits[0][:6] == ["where", "layer", "neuron / head", "token", "rank", "score"]
+    assert {row[3] for row in hits[1:]} == {"king"}
+    full_page_screenshot(page, "search")
+
+    # The best neuron hit whose rank fits in the table (k=12): its view must list "king".
+    link = page.get_by_test_id("stPageLink").filter(has_text="FFN neuron").filter(has_text="(rank 1)").first
+    label = link.inner_text()
+    layer, neuron = label.split("layer ")[1].split(",")[0], label.split(", neuron ")[1].split(":")[0]
+    link.click()
+    page.wait_for_url(f"**/neurons?**layer={layer}**", timeout=120_000)
+    wait_until_idle(page)
+    expect(page.get_by_test_id("stMain").get_by_text(f"Layer {layer}, neuron {neuron}: top 12 tokens")).to_be_visible()
+    rows = grid_rows(page)
+    assert "king" in [cell for row in rows[1:] for cell in row]
+    assert "k=12" in page.url
+    assert_no_exception(page)
