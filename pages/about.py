@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from dashboard import sidebar
+from dashboard import search_view, sidebar
+from embspace.atlas.manifest import describe
 from embspace.tokens import DISPLAY_CONVENTION
 
 controls = sidebar.current()
@@ -32,9 +33,22 @@ st.page_link(
     label="**Copying scores**: every head at a glance; click one to open it",
     icon=":material/grid_on:",
 )
+st.page_link(
+    "pages/search.py",
+    label="**Token search**: where in the whole model a word is read, written or paired",
+    icon=":material/search:",
+)
 
 st.subheader("The opened model")
 st.markdown(sidebar.model_card_markdown(controls.model.info))
+atlas = search_view.model_atlas(controls.model_key, controls.model)
+if atlas is None:
+    st.caption(
+        "No atlas for this model: token search computes live. Build one (every head's and neuron's top "
+        "tokens, stored as Parquet) with `python -m embspace atlas build MODEL --out atlases/NAME`."
+    )
+else:
+    st.caption(f"Atlas in use for token search: `{atlas.directory}` ({describe(atlas.manifest)}).")
 st.caption(
     f"{DISPLAY_CONVENTION} Every choice in the sidebar and on a page is kept in the page address: copy "
     "the URL to share or reopen the same view (a corpus upload is the exception)."

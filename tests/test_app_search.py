@@ -51,3 +51,22 @@ def test_search_page_without_a_query_explains_itself(app):
     at = app("pages/search.py")
     assert_clean(at)
     assert any("Type a word" in i.value for i in at.info)
+
+
+def test_search_and_start_page_use_the_models_atlas(app, tmp_path, monkeypatch):
+    """With an atlas for the opened model, search answers from it (same hits as the engine's atlas path)."""
+    from embspace.atlas import Atlas, build_atlas
+
+    model = open_model(DEFAULT_MODEL)
+    build_atlas(model, tmp_path / "minilm", k=20, layers=[0], progress=False)
+    monkeypatch.setenv("EMBSPACE_ATLAS_DIR", str(tmp_path))
+    at = app("pages/search.py", q="king", limit="3")
+    assert_clean(at)
+    assert any("From the atlas" in c.value for c in at.caption)
+    expected = search(model, ["king"], limit=3, atlas=Atlas.open(tmp_path / "minilm"))
+    shown = at.dataframe[0].value
+    assert list(zip(shown["layer"], shown["neuron / head"], shown["rank"], strict=True)) == [
+        (hit.layer, hit.index, hit.rank) for hit in expected
+    ]
+    start = app("pages/about.py")
+    assert any("Atlas in use" in c.value for c in start.caption)
