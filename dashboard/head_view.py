@@ -95,6 +95,8 @@ def head_page(kind: str) -> None:
             help="Σλ / Σ|λ| over the eigenvalues λ of this head's W_VO: +1 copies, −1 suppresses.",
         )
         st.subheader(f"Top {min(controls.k, len(pairs))} pairs")
+        if len(pairs) < controls.k:
+            st.info(f"Only {len(pairs)} pairs pass the sidebar's filters, fewer than the {controls.k} asked for.")
         st.caption(f"Row: {spec.rows}. Column: {spec.columns}. Score: the entry of {spec.kind.title}.")
         shown = {"rank": "rank", "row_token": spec.rows, "col_token": spec.columns, "score": "score"}
         render.table(pairs.head(controls.k), stem, shown=shown)

@@ -42,7 +42,10 @@ tables = cache.neuron_tables(
 tables = {name: tables[name] for name in vectors}
 
 stem = f"neuron-layer{layer}-{neuron}"
-st.subheader(f"Layer {layer}, neuron {neuron}: top {controls.k} tokens of each vector · E")
+rows = min(controls.k, max(len(table) for table in tables.values()))
+st.subheader(f"Layer {layer}, neuron {neuron}: top {rows} tokens of each vector · E")
+if rows < controls.k:
+    st.info(f"Only {rows} tokens pass the sidebar's filters, fewer than the {controls.k} rows asked for.")
 render.neuron_table(tables, controls.k, stem)
 
 top = tables[vector].head(plot.points)

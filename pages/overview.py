@@ -1,5 +1,6 @@
 """Copying score of every head as a layer x head heatmap; a click on a cell opens that head's W_VO page."""
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -18,6 +19,12 @@ st.caption(
 )
 
 scores = cache.copying_score_grid(controls.model_key, model)
+broken = [f"layer {layer} head {head}" for layer, head in np.argwhere(np.isnan(scores))]
+if broken:
+    st.warning(
+        f"{len(broken)} head(s) have NaN or Inf weights and no copying score (blank cells): {', '.join(broken)}.",
+        icon=":material/warning:",
+    )
 heatmap = render.copying_heatmap(scores)
 event = st.plotly_chart(
     heatmap, key="copying_heatmap", on_select="rerun", selection_mode="points", theme=None, config=render.PLOT_CONFIG
