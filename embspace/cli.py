@@ -38,34 +38,59 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     model_args = argparse.ArgumentParser(add_help=False)
-    model_args.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"hub id or local directory (default: {DEFAULT_MODEL}, bundled)")
+    model_args.add_argument(
+        "model", nargs="?", default=DEFAULT_MODEL, help=f"hub id or local directory (default: {DEFAULT_MODEL}, bundled)"
+    )
     model_args.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
-    model_args.add_argument("--embedding", choices=EMBEDDING_CHOICES, default="auto", help="input (word) or output (LM head) embedding; auto = output when there is an LM head")
+    model_args.add_argument(
+        "--embedding",
+        choices=EMBEDDING_CHOICES,
+        default="auto",
+        help="input (word) or output (LM head) embedding; auto = output when there is an LM head",
+    )
     model_args.add_argument("--json", action="store_true", help="machine-readable output")
 
     filter_args = argparse.ArgumentParser(add_help=False)
     filter_args.add_argument("--k", type=int, default=30, help=f"how many tokens/pairs (default 30, at most {MAX_K:,})")
     filter_args.add_argument("--only-ascii", action="store_true", help="keep ASCII tokens only")
-    filter_args.add_argument("--only-alnum", action="store_true", help="keep tokens made only of the alphabet's letters and digits")
+    filter_args.add_argument(
+        "--only-alnum", action="store_true", help="keep tokens made only of the alphabet's letters and digits"
+    )
     filter_args.add_argument("--alphabet", choices=sorted(ALPHABETS), default="latin", help="alphabet for --only-alnum")
-    filter_args.add_argument("--keep-special", action="store_true", help="keep special tokens ([CLS], <|endoftext|>, ...)")
+    filter_args.add_argument(
+        "--keep-special", action="store_true", help="keep special tokens ([CLS], <|endoftext|>, ...)"
+    )
     filter_args.add_argument("--corpus", metavar="FILE", help="keep tokens occurring in this .txt/.jsonl/.csv corpus")
-    filter_args.add_argument("--corpus-field", metavar="NAME", help="JSONL field or CSV column holding the text (default: text)")
-    filter_args.add_argument("--top-n", type=int, metavar="N", help="with --corpus: only the N most common corpus tokens")
-    filter_args.add_argument("--tokens", metavar="LIST_OR_FILE", help="keep only these tokens: comma-separated words, or a file with one per line")
+    filter_args.add_argument(
+        "--corpus-field", metavar="NAME", help="JSONL field or CSV column holding the text (default: text)"
+    )
+    filter_args.add_argument(
+        "--top-n", type=int, metavar="N", help="with --corpus: only the N most common corpus tokens"
+    )
+    filter_args.add_argument(
+        "--tokens",
+        metavar="LIST_OR_FILE",
+        help="keep only these tokens: comma-separated words, or a file with one per line",
+    )
     filter_args.add_argument("--exclude-same", action="store_true", help="drop pairs of identical (normalised) tokens")
     filter_args.add_argument("--exclude-fuzzy", action="store_true", help="drop pairs of near-identical tokens")
     filter_args.add_argument("--negative", action="store_true", help="most negative instead of most positive")
 
     commands.add_parser("info", parents=[model_args], help="architecture and sizes")
-    neuron = commands.add_parser("neuron", parents=[model_args, filter_args], help="top tokens of an FFN neuron's K, V, -K, -V")
+    neuron = commands.add_parser(
+        "neuron", parents=[model_args, filter_args], help="top tokens of an FFN neuron's K, V, -K, -V"
+    )
     neuron.add_argument("--layer", type=int, required=True)
     neuron.add_argument("--neuron", type=int, required=True)
-    pairs = commands.add_parser("pairs", parents=[model_args, filter_args], help="top token pairs of a head's W_VO or W_QK")
+    pairs = commands.add_parser(
+        "pairs", parents=[model_args, filter_args], help="top token pairs of a head's W_VO or W_QK"
+    )
     pairs.add_argument("--kind", choices=HEAD_KINDS, default="vo")
     pairs.add_argument("--layer", type=int, required=True)
     pairs.add_argument("--head", type=int, required=True)
-    export = commands.add_parser("export", parents=[model_args, filter_args], help="every layer x head to JSONL (resumable)")
+    export = commands.add_parser(
+        "export", parents=[model_args, filter_args], help="every layer x head to JSONL (resumable)"
+    )
     export.add_argument("--kind", choices=HEAD_KINDS, default="vo")
     export.add_argument("--out", required=True, metavar="FILE", help="JSONL file; a rerun skips heads already written")
     commands.add_parser("copying", parents=[model_args], help="copying score of every head")
@@ -163,8 +188,14 @@ def run_neuron(args, model: EmbeddingSpaceModel) -> None:
 def run_pairs(args, model: EmbeddingSpaceModel) -> None:
     check_k(args)
     table = head_top_pairs(
-        model, args.kind, args.layer, args.head, args.k,
-        vocab_filter_from_args(args, model), pair_filter_from_args(args), args.negative,
+        model,
+        args.kind,
+        args.layer,
+        args.head,
+        args.k,
+        vocab_filter_from_args(args, model),
+        pair_filter_from_args(args),
+        args.negative,
     )
     records = table.to_records()
     note_fewer_rows(len(records), args.k, "pairs")
@@ -189,9 +220,14 @@ def run_export(args, model: EmbeddingSpaceModel) -> None:
             print(f"\r[{done}/{total}] layer {layer} head {head}", end="", file=sys.stderr, flush=True)
 
     summary = export_heads(
-        model, args.out, kind=args.kind, k=args.k,
-        vocab_filter=vocab_filter_from_args(args, model), pair_filter=pair_filter_from_args(args),
-        negative=args.negative, progress=report,
+        model,
+        args.out,
+        kind=args.kind,
+        k=args.k,
+        vocab_filter=vocab_filter_from_args(args, model),
+        pair_filter=pair_filter_from_args(args),
+        negative=args.negative,
+        progress=report,
     )
     result = {"out": str(summary.path), "written": summary.written, "skipped": summary.skipped, "heads": total_heads}
     if args.json:
@@ -206,8 +242,11 @@ def run_copying(args, model: EmbeddingSpaceModel) -> None:
     for layer, tensors in broken.items():
         heads = [str(h) for h in np.nonzero(np.isnan(scores[layer]))[0]]
         named = ", ".join(tensors) or "its OV circuit"
-        print(f"warning: layer {layer} head{'s' * (len(heads) > 1)} {', '.join(heads)}: NaN or Inf weights "
-              f"({named}); copying score shown as nan", file=sys.stderr)
+        print(
+            f"warning: layer {layer} head{'s' * (len(heads) > 1)} {', '.join(heads)}: NaN or Inf weights "
+            f"({named}); copying score shown as nan",
+            file=sys.stderr,
+        )
     if args.json:
         rounded = [[None if np.isnan(s) else round(float(s), 6) for s in row] for row in scores]
         print(json.dumps({"copying_scores": rounded}))  # null, not NaN: NaN is not JSON

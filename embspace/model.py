@@ -63,7 +63,13 @@ class EmbeddingSpaceModel:
     """
 
     def __init__(
-        self, info: ModelInfo, config: dict, adapter: Adapter, reader: TensorReader, tokenizer, embedding_rows: torch.Tensor
+        self,
+        info: ModelInfo,
+        config: dict,
+        adapter: Adapter,
+        reader: TensorReader,
+        tokenizer,
+        embedding_rows: torch.Tensor,
     ):
         self.info = info
         self.shape = info.shape
@@ -200,9 +206,7 @@ def _choose_embedding(adapter, reader: TensorReader, config: dict, embedding: st
     if embedding == "input" or (embedding == "auto" and not has_lm_head):
         return input_name, "input", tied
     if not has_lm_head:
-        raise EmbspaceError(
-            f"{source} has no LM head (output embedding) in its checkpoint: use --embedding input."
-        )
+        raise EmbspaceError(f"{source} has no LM head (output embedding) in its checkpoint: use --embedding input.")
     return output_name or input_name, "output", tied
 
 

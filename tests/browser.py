@@ -220,7 +220,9 @@ def full_page_screenshot(page, name: str, *, docs: bool = True) -> list[Path]:
         """() => Math.max(...['stMain', 'stSidebarContent'].map(
             id => document.querySelector(`[data-testid="${id}"]`)?.scrollHeight || 0))"""
     )
-    page.mouse.move(VIEWPORT["width"] - 2, VIEWPORT["height"] - 2)  # hover nothing: no anchors, tooltips, sidebar button
+    page.mouse.move(
+        VIEWPORT["width"] - 2, VIEWPORT["height"] - 2
+    )  # hover nothing: no anchors, tooltips, sidebar button
     page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
     try:
         page.wait_for_timeout(1000)  # let plotly and the grid redraw at the new size
@@ -307,4 +309,3 @@ def download_text(page, label: str, index: int = 0) -> tuple[str, str]:
         button.click()
     download = download_info.value
     return download.suggested_filename, Path(download.path()).read_text(encoding="utf-8")
-

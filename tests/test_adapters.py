@@ -52,34 +52,63 @@ class ModuleNames:
 
 
 _BERT = ModuleNames(
-    "encoder.layer.{}.attention.self", "encoder.layer.{}.attention.self.query",
-    "encoder.layer.{}.attention.output.dense", "encoder.layer.{}.intermediate.dense", None,
-    "encoder.layer.{}.output.dense", "hidden_act",
+    "encoder.layer.{}.attention.self",
+    "encoder.layer.{}.attention.self.query",
+    "encoder.layer.{}.attention.output.dense",
+    "encoder.layer.{}.intermediate.dense",
+    None,
+    "encoder.layer.{}.output.dense",
+    "hidden_act",
 )
 _LLAMA = ModuleNames(
-    "layers.{}.self_attn", "layers.{}.self_attn.q_proj", "layers.{}.self_attn.o_proj",
-    "layers.{}.mlp.gate_proj", "layers.{}.mlp.up_proj", "layers.{}.mlp.down_proj", "hidden_act",
+    "layers.{}.self_attn",
+    "layers.{}.self_attn.q_proj",
+    "layers.{}.self_attn.o_proj",
+    "layers.{}.mlp.gate_proj",
+    "layers.{}.mlp.up_proj",
+    "layers.{}.mlp.down_proj",
+    "hidden_act",
 )
 MODULES = {
     "gpt2": ModuleNames(
-        "h.{}.attn", "h.{}.attn.c_attn", "h.{}.attn.c_proj", "h.{}.mlp.c_fc", None, "h.{}.mlp.c_proj",
+        "h.{}.attn",
+        "h.{}.attn.c_attn",
+        "h.{}.attn.c_proj",
+        "h.{}.mlp.c_fc",
+        None,
+        "h.{}.mlp.c_proj",
         "activation_function",
     ),
     "bert": _BERT,
     "roberta": _BERT,
     "gpt_neox": ModuleNames(
-        "layers.{}.attention", "layers.{}.attention.query_key_value", "layers.{}.attention.dense",
-        "layers.{}.mlp.dense_h_to_4h", None, "layers.{}.mlp.dense_4h_to_h", "hidden_act",
+        "layers.{}.attention",
+        "layers.{}.attention.query_key_value",
+        "layers.{}.attention.dense",
+        "layers.{}.mlp.dense_h_to_4h",
+        None,
+        "layers.{}.mlp.dense_4h_to_h",
+        "hidden_act",
     ),
     "llama": _LLAMA,
     "mistral": _LLAMA,
     "qwen2": _LLAMA,
     "opt": ModuleNames(
-        "decoder.layers.{}.self_attn", "decoder.layers.{}.self_attn.q_proj", "decoder.layers.{}.self_attn.out_proj",
-        "decoder.layers.{}.fc1", None, "decoder.layers.{}.fc2", "activation_function",
+        "decoder.layers.{}.self_attn",
+        "decoder.layers.{}.self_attn.q_proj",
+        "decoder.layers.{}.self_attn.out_proj",
+        "decoder.layers.{}.fc1",
+        None,
+        "decoder.layers.{}.fc2",
+        "activation_function",
     ),
     "gptj": ModuleNames(
-        "h.{}.attn", "h.{}.attn.q_proj", "h.{}.attn.out_proj", "h.{}.mlp.fc_in", None, "h.{}.mlp.fc_out",
+        "h.{}.attn",
+        "h.{}.attn.q_proj",
+        "h.{}.attn.out_proj",
+        "h.{}.mlp.fc_in",
+        None,
+        "h.{}.mlp.fc_out",
         "activation_function",
     ),
 }
@@ -98,8 +127,11 @@ def _capture_gptj(attention: torch.nn.Module) -> None:
     def wrapped(query, key, value, attention_mask=None):
         z, weights = original(query, key, value, attention_mask)
         attention.captured = {
-            "query": query, "key": key, "value": value,
-            "scaling": 1.0 / attention.scale_attn, "z": z.transpose(1, 2),
+            "query": query,
+            "key": key,
+            "value": value,
+            "scaling": 1.0 / attention.scale_attn,
+            "z": z.transpose(1, 2),
         }
         return z, weights
 
@@ -195,7 +227,9 @@ def check_layer(weights: LayerWeights, shape: ModelShape, seen: dict, activation
     else:
         assert weights.ffn_up is None
     torch.testing.assert_close(act, seen["mlp_last_in"], **TOLERANCE)
-    torch.testing.assert_close(_plus(act @ weights.ffn_values, weights.ffn_value_bias), seen["mlp_last_out"], **TOLERANCE)
+    torch.testing.assert_close(
+        _plus(act @ weights.ffn_values, weights.ffn_value_bias), seen["mlp_last_out"], **TOLERANCE
+    )
 
 
 def _config(path: Path) -> dict:
@@ -263,8 +297,15 @@ def test_bare_base_model_matches_its_own_forward_pass(tmp_path, arch):
 
 # arch -> output embedding name expected in the default tiny build (None: tied, so not saved).
 EXPECTED_HEAD = {
-    "gpt2": None, "bert": None, "roberta": None, "gpt_neox": "embed_out.weight", "llama": "lm_head.weight",
-    "mistral": "lm_head.weight", "qwen2": "lm_head.weight", "opt": None, "gptj": "lm_head.weight",
+    "gpt2": None,
+    "bert": None,
+    "roberta": None,
+    "gpt_neox": "embed_out.weight",
+    "llama": "lm_head.weight",
+    "mistral": "lm_head.weight",
+    "qwen2": "lm_head.weight",
+    "opt": None,
+    "gptj": "lm_head.weight",
 }
 
 
@@ -330,10 +371,17 @@ def test_grouped_query_shape_and_head_dim_from_config(tiny_model):
 def test_registry_names_and_model_types():
     assert set(ADAPTERS) == {"gpt2", "bert", "roberta", "gpt_neox", "llama", "mistral", "qwen2", "opt", "gptj"}
     assert ADAPTERS["roberta"].name == "roberta" and ADAPTERS["qwen2"].name == "qwen2"
-    assert ADAPTERS["qwen2"].shape({
-        "model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 8, "num_key_value_heads": 2,
-        "num_hidden_layers": 3, "intermediate_size": 128, "vocab_size": 100,
-    }) == ModelShape("qwen2", 3, 8, 2, 64, 8, 128, 100, gated_mlp=True)
+    assert ADAPTERS["qwen2"].shape(
+        {
+            "model_type": "qwen2",
+            "hidden_size": 64,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "num_hidden_layers": 3,
+            "intermediate_size": 128,
+            "vocab_size": 100,
+        }
+    ) == ModelShape("qwen2", 3, 8, 2, 64, 8, 128, 100, gated_mlp=True)
 
 
 def test_unknown_model_type_lists_the_supported_ones():
@@ -352,8 +400,15 @@ def test_repository_code_is_refused():
 
 
 def test_opt_with_embedding_projection_is_refused():
-    config = {"model_type": "opt", "hidden_size": 1024, "word_embed_proj_dim": 512, "num_attention_heads": 16,
-              "num_hidden_layers": 24, "ffn_dim": 4096, "vocab_size": 50272}
+    config = {
+        "model_type": "opt",
+        "hidden_size": 1024,
+        "word_embed_proj_dim": 512,
+        "num_attention_heads": 16,
+        "num_hidden_layers": 24,
+        "ffn_dim": 4096,
+        "vocab_size": 50272,
+    }
     with pytest.raises(UnsupportedArchitecture, match="opt-350m"):
         adapter_for(config).shape(config)
 

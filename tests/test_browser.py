@@ -137,7 +137,9 @@ def test_head_page(app_page, app_server, kind, view, headers):
         expect(checkbox(page, "ASCII only")).to_be_checked()
         assert all(pair["row_token"].isascii() and pair["col_token"].isascii() for pair in table)
         kept = page.get_by_test_id("stSidebar").get_by_test_id("stMetric").get_by_test_id("stMetricValue")
-        assert kept.inner_text().endswith(f"of {MINILM_VOCAB:,}") and not kept.inner_text().startswith(f"{MINILM_VOCAB:,}")
+        assert kept.inner_text().endswith(f"of {MINILM_VOCAB:,}") and not kept.inner_text().startswith(
+            f"{MINILM_VOCAB:,}"
+        )
     assert_no_exception(page)
     full_page_screenshot(page, kind)
 
@@ -244,7 +246,9 @@ def test_unknown_model_shows_an_error_not_a_traceback(app_page, app_server):
 # --- layout: readable without scrolling inside widgets ------------------------------------------------
 
 
-@pytest.mark.parametrize("view", ["/neurons?layer=2&neuron=17&k=10", "/vo?layer=5&head=3&k=10", "/qk?layer=1&head=4&k=10"])
+@pytest.mark.parametrize(
+    "view", ["/neurons?layer=2&neuron=17&k=10", "/vo?layer=5&head=3&k=10", "/qk?layer=1&head=4&k=10"]
+)
 def test_top_k_table_shows_every_row_and_column(app_page, app_server, view):
     """At k=10 the table needs no scrolling: no row or column is hidden beyond the frame."""
     page = app_page
