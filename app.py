@@ -6,7 +6,7 @@ drawn here, once per run, for every page; pages read it with `dashboard.sidebar.
 
 import streamlit as st
 
-from dashboard import sidebar, urlstate
+from dashboard import annotations_ui, sidebar, urlstate
 from embspace import runtime
 from embspace.errors import EmbspaceError
 
@@ -22,12 +22,15 @@ PAGES = [
     st.Page("pages/qk.py", title="Heads: W_QK", icon=":material/manage_search:", url_path="qk"),
     st.Page("pages/overview.py", title="Copying scores", icon=":material/grid_on:", url_path="overview"),
     st.Page("pages/search.py", title="Token search", icon=":material/search:", url_path="search"),
+    st.Page("pages/annotations.py", title="Annotations", icon=":material/label:", url_path="annotations"),
 ]
 page = st.navigation(PAGES)
 
 urlstate.begin_run()
 try:
-    if sidebar.draw() is not None:  # None: the model could not be opened, and the sidebar said why
+    controls = sidebar.draw()
+    annotations_ui.display_name_input()
+    if controls is not None:  # None: the model could not be opened, and the sidebar said why
         urlstate.publish(keep_undeclared=True)  # the sidebar's part of the address, before the page's slow work
         page.run()
 except EmbspaceError as err:  # e.g. a missing shard found only when a layer is read: a message, not a traceback

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, pickers, render, sidebar
+from dashboard import annotations_ui, cache, pickers, render, sidebar
 from embspace.heads import HEAD_KINDS, HeadKind
 from embspace.tokens import DISPLAY_CONVENTION
 
@@ -86,6 +86,7 @@ def head_page(kind: str) -> None:
     )
     score = cache.head_copying_score(controls.model_key, layer, head, model)
 
+    annotations_ui.editor(model, kind, layer, head)
     stem = f"{kind}-layer{layer}-head{head}"
     table_column, plot_column = st.columns([1, 1])
     with table_column:

@@ -105,14 +105,16 @@ def scatter(frame: pd.DataFrame, options: ScatterOptions, title: str, stem: str)
     figure(fig, stem, key="tsne")
 
 
-def copying_heatmap(scores: np.ndarray) -> go.Figure:
+def copying_heatmap(scores: np.ndarray, labels: np.ndarray | None = None) -> go.Figure:
     """Layer x head heatmap of copying scores, clickable cell by cell.
 
     Heatmap cells cannot be selected in plotly, so an invisible scatter point sits on every
     cell centre; with hoverdistance -1 a click anywhere selects the nearest cell's point, which
-    Streamlit reports as a selection event (customdata = [layer, head, score]).
+    Streamlit reports as a selection event (customdata = [layer, head, score, label]). `labels`
+    (object [n_layers, n_heads], "" where none): shown on hover, and a labelled cell gets a mark.
     """
     n_layers, n_heads = scores.shape
+    labels = np.full(scores.shape, "", dtype=object) if labels is None else labels
     layers, heads = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
     fig = go.Figure(
         go.Heatmap(
@@ -137,13 +139,27 @@ def copying_heatmap(scores: np.ndarray) -> go.Figure:
             marker=dict(size=28, symbol="square", color="rgba(0,0,0,0)"),
             selected=dict(marker=dict(opacity=1.0)),
             unselected=dict(marker=dict(opacity=1.0)),
-            customdata=np.stack([layers.ravel(), heads.ravel(), scores.ravel()], axis=1),
+            customdata=np.stack([layers.ravel(), heads.ravel(), scores.ravel(), labels.ravel()], axis=1),
             hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>copying score %{customdata[2]:.3f}"
-            "<extra>click to open W_VO</extra>",
+            "<br>%{customdata[3]}<extra>click to open W_VO</extra>",
             showlegend=False,
             name="heads",
         )
     )
+    labelled = np.argwhere(labels != "")
+    if len(labelled):
+        fig.add_trace(
+            go.Scatter(
+                x=labelled[:, 1] + 0.33,
+                y=labelled[:, 0] - 0.3,
+                mode="text",
+                text=["✎"] * len(labelled),
+                textfont=dict(size=14),
+                hoverinfo="skip",
+                showlegend=False,
+                name="labelled heads",
+            )
+        )
     fig.update_layout(
         height=max(360, 60 * n_layers + 120),
         margin=dict(l=80, r=20, t=20, b=80),

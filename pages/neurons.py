@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import cache, pickers, render, sidebar
+from dashboard import annotations_ui, cache, pickers, render, sidebar
 from embspace.projections import neuron_vector_names
 from embspace.tokens import DISPLAY_CONVENTION
 
@@ -41,6 +41,7 @@ tables = cache.neuron_tables(
 )
 tables = {name: tables[name] for name in vectors}
 
+annotations_ui.editor(model, "neuron", layer, neuron)
 stem = f"neuron-layer{layer}-{neuron}"
 rows = min(controls.k, max(len(table) for table in tables.values()))
 st.subheader(f"Layer {layer}, neuron {neuron}: top {rows} tokens of each vector · E")

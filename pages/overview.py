@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, render, sidebar, urlstate
+from dashboard import annotations_ui, cache, render, sidebar, urlstate
 
 VO_PAGE = "pages/vo.py"
 
@@ -25,7 +25,7 @@ if broken:
         f"{len(broken)} head(s) have NaN or Inf weights and no copying score (blank cells): {', '.join(broken)}.",
         icon=":material/warning:",
     )
-heatmap = render.copying_heatmap(scores)
+heatmap = render.copying_heatmap(scores, annotations_ui.head_labels(model, "vo"))
 event = st.plotly_chart(
     heatmap, key="copying_heatmap", on_select="rerun", selection_mode="points", theme=None, config=render.PLOT_CONFIG
 )

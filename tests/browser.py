@@ -120,7 +120,8 @@ def app_server(tmp_path_factory) -> Iterator[str]:
     """
     require_browser_support()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    data_dir = tmp_path_factory.mktemp("embspace-data")  # annotations: never the user's own data dir
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "EMBSPACE_DATA_DIR": str(data_dir)}
     executable = [str(STREAMLIT)] if STREAMLIT.exists() else [sys.executable, "-m", "streamlit"]
     for _ in range(3):  # the free port may be taken between probing and binding
         port = free_port()

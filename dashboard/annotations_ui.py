@@ -1,0 +1,130 @@
+"""Annotations in the dashboard: the label/note editor of a view, the display name, head labels for the heatmap.
+
+The store (SQLite in the operator's data dir, see embspace.annotations) is opened once per process. A
+save is based on the version the person was shown (kept in the session), so two tabs editing one view
+get a conflict with both texts instead of a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from embspace.annotations import AnnotationKey, AnnotationStore, Conflict, model_identity
+from embspace.annotations_io import open_store
+from embspace.errors import EmbspaceError
+from embspace.model import EmbeddingSpaceModel
+
+AUTHOR_KEY = "display_name"
+LABEL_CHARS = 200
+UNIT_OF_KIND = {"neuron": "neuron", "vo": "head", "qk": "head"}
+
+
+@st.cache_resource(show_spinner=False)
+def store() -> AnnotationStore:
+    """The annotation store, shared by every session (never raises: a broken database opens read-only)."""
+    return open_store(secrets=st.secrets)
+
+
+def display_name_input() -> None:
+    """An optional display name in the sidebar, saved with the annotations this session writes."""
+    st.sidebar.text_input(
+        "Your name (optional)", key=AUTHOR_KEY, help="Shown with the labels you save; no account needed."
+    )
+
+
+def view_key(model: EmbeddingSpaceModel, kind: str, layer: int, index: int) -> AnnotationKey:
+    model_id, revision = model_identity(model.info)
+    return AnnotationKey(model_id, revision, kind, layer, index)
+
+
+def editor(model: EmbeddingSpaceModel, kind: str, layer: int, index: int) -> None:
+    """The saved label and note of this view, and a form to change them (saved by the button's callback,
+    before the page reads the store, so the page shows what was just saved)."""
+    key = view_key(model, kind, layer, index)
+    notes = store()
+    current = notes.get(*key_fields(key))
+    slot = f"_annotation:{kind}:{layer}:{index}"
+    version = current.version if current else 0
+    if st.session_state.get(f"{slot}:base") != version:  # the form starts from what is stored now
+        st.session_state[f"{slot}:base"] = version
+        st.session_state[f"{slot}:label"] = current.label if current else ""
+        st.session_state[f"{slot}:note"] = current.note if current else ""
+    title = f"Label: **{current.label}**" if current else "Label this view"
+    with st.expander(title, expanded=current is not None, icon=":material/label:"):
+        if current is not None:
+            if current.note:
+                st.markdown(current.note)
+            st.caption(f"{current.author or 'anonymous'} · {current.updated} · version {current.version}")
+        if notes.read_only:
+            st.info(f"Annotations are read-only here: {notes.read_only_reason}")
+            return
+        with st.form(key=f"{slot}:form", border=False):
+            st.text_input("Label", key=f"{slot}:label", max_chars=LABEL_CHARS)
+            st.text_area("Note (markdown)", key=f"{slot}:note")
+            st.form_submit_button("Save label", icon=":material/save:", on_click=submit, args=(model, key, slot))
+        message = st.session_state.pop(f"{slot}:message", None)
+        if message is not None:
+            (st.success if message.startswith("Saved") else st.error)(message)
+        conflict_choice(model, key, slot)
+
+
+def key_fields(key: AnnotationKey) -> tuple:
+    return key.model_id, key.revision, key.kind, key.layer, key.index
+
+
+def submit(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None:
+    """The form's callback: save what was typed, based on the version the form was filled from."""
+    state = st.session_state
+    save(model, key, state[f"{slot}:label"], state[f"{slot}:note"], state.get(f"{slot}:base", 0), slot)
+
+
+def save(model: EmbeddingSpaceModel, key: AnnotationKey, label: str, note: str, base_version: int, slot: str) -> bool:
+    """Save; on a conflict keep both texts in the session for `conflict_choice`. True when saved."""
+    try:
+        store().save(
+            key, label, note, author=st.session_state.get(AUTHOR_KEY) or None, base_version=base_version,
+            shape=model.shape,
+        )  # fmt: skip
+    except Conflict as conflict:
+        st.session_state[f"{slot}:conflict"] = conflict
+        return False
+    except EmbspaceError as err:
+        st.session_state[f"{slot}:message"] = f"Not saved: {err}"
+        return False
+    st.session_state[f"{slot}:message"] = "Saved."
+    return True
+
+
+def conflict_choice(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None:
+    """After a refused save: both texts, and the choice to keep theirs or save mine over it."""
+    conflict: Conflict | None = st.session_state.get(f"{slot}:conflict")
+    if conflict is None:
+        return
+    st.warning(
+        "Someone saved this view after you opened it; nothing was saved. Both texts:", icon=":material/sync_problem:"
+    )
+    theirs, mine = st.columns(2)
+    theirs.markdown(f"**Theirs** (version {conflict.theirs.version if conflict.theirs else '—'})")
+    theirs.code(f"{conflict.theirs.label}\n\n{conflict.theirs.note}" if conflict.theirs else "(deleted)", language=None)
+    mine.markdown("**Yours**")
+    mine.code(f"{conflict.mine.label}\n\n{conflict.mine.note}", language=None)
+    keep, overwrite = st.columns(2)
+    keep.button("Keep theirs", key=f"{slot}:keep", on_click=st.session_state.pop, args=(f"{slot}:conflict",))
+    overwrite.button("Save mine over theirs", key=f"{slot}:mine", on_click=save_mine, args=(model, key, slot))
+
+
+def save_mine(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None:
+    conflict: Conflict = st.session_state.pop(f"{slot}:conflict")
+    theirs_version = conflict.theirs.version if conflict.theirs else 0
+    save(model, key, conflict.mine.label, conflict.mine.note, theirs_version, slot)
+
+
+def head_labels(model: EmbeddingSpaceModel, kind: str = "vo") -> np.ndarray:
+    """Labels of every head, object [n_layers, n_heads] ("" where none), for the heatmap."""
+    labels = np.full((model.shape.n_layers, model.shape.n_heads), "", dtype=object)
+    model_id, revision = model_identity(model.info)
+    for (label_kind, layer, head), label in store().labels_for_heads(model_id, revision).items():
+        if label_kind == kind and layer < labels.shape[0] and head < labels.shape[1]:
+            labels[layer, head] = label
+    return labels

@@ -1,0 +1,100 @@
+"""Every annotation of the opened model: search, sort, open each view; export and import as JSON."""
+
+import json
+from urllib.parse import urlencode
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import annotations_ui, render, sidebar, urlstate
+from embspace.annotations import model_identity
+from embspace.annotations_io import apply_import, export_document, parse_document, plan_import
+from embspace.errors import EmbspaceError
+
+PAGE_OF_KIND = {"neuron": "neurons", "vo": "vo", "qk": "qk"}
+
+controls = sidebar.current()
+model = controls.model
+notes = annotations_ui.store()
+model_id, revision = model_identity(model.info)
+
+st.title("Annotations")
+st.caption(
+    "Labels and notes saved on the neuron, W_VO and W_QK pages for this model. Streamlit Community Cloud does "
+    "not keep the app's disk when it sleeps: **download your set** (JSON) and import it again later."
+)
+if notes.read_only:
+    st.info(f"Annotations are read-only here: {notes.read_only_reason}")
+for warning in notes.warnings:
+    st.warning(warning)
+
+rows = notes.list(model_id, revision)
+shared = {k: v for k, v in urlstate.current_params().items() if k not in ("find",)}
+frame = pd.DataFrame(
+    {
+        "kind": [a.kind for a in rows],
+        "layer": [a.layer for a in rows],
+        "head / neuron": [a.index for a in rows],
+        "label": [a.label for a in rows],
+        "note": [a.note for a in rows],
+        "author": [a.author or "" for a in rows],
+        "updated": [a.updated for a in rows],
+        "open": [
+            f"/{PAGE_OF_KIND[a.kind]}?"
+            + urlencode({**shared, "layer": a.layer, annotations_ui.UNIT_OF_KIND[a.kind]: a.index})
+            for a in rows
+        ],
+    }
+)
+urlstate.url_param("find", "")
+find = st.text_input("Search labels and notes", key="find")
+if find:
+    hit = frame["label"].str.contains(find, case=False, regex=False) | frame["note"].str.contains(
+        find, case=False, regex=False
+    )
+    frame = frame[hit]
+if frame.empty:
+    st.info("No annotation yet: label a head or neuron on its page." if not find else "No annotation matches.")
+else:
+    st.dataframe(
+        frame,
+        hide_index=True,
+        column_config={"open": st.column_config.LinkColumn("open", display_text="open view")},
+    )
+
+st.subheader("Export and import")
+document = json.dumps(export_document(notes, model_id, revision), ensure_ascii=False, indent=1)
+render.downloads("annotations", frame.drop(columns="open").to_csv(index=False), document)
+upload = st.file_uploader("Import a JSON file exported from embspace", type=["json"], key="annotations_import")
+if upload is not None:
+    try:
+        plan = plan_import(
+            notes, parse_document(upload.getvalue(), source=upload.name), model_id, revision, shape=model.shape
+        )
+    except EmbspaceError as err:
+        st.error(f"Not imported: {err}", icon=":material/error:")
+        st.stop()
+    st.markdown(f"**What the import would do:** {plan.summary()}")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "action": [c.action for c in plan.changes],
+                "kind": [c.incoming.kind for c in plan.changes],
+                "layer": [c.incoming.layer for c in plan.changes],
+                "head / neuron": [c.incoming.index for c in plan.changes],
+                "label in the file": [c.incoming.label for c in plan.changes],
+                "label here": [c.stored.label if c.stored else "" for c in plan.changes],
+            }
+        ),
+        hide_index=True,
+    )
+    if plan.conflicts:
+        st.warning("Some views were edited here after that file was exported: choose what wins.")
+    choice = st.radio("On conflict", ["refuse", "keep", "overwrite"], horizontal=True, key="on_conflict")
+    if st.button("Apply the import (all or nothing)", disabled=notes.read_only):
+        try:
+            applied = apply_import(notes, plan, on_conflict=choice)
+        except EmbspaceError as err:
+            st.error(f"Nothing imported: {err}", icon=":material/error:")
+        else:
+            st.success(f"Imported {len(applied)} annotation(s).")

@@ -1,0 +1,105 @@
+"""Annotations in the dashboard through AppTest: the editor, conflicts, read-only mode, the list page, import."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from app_harness import app_fixture, assert_clean, fresh_server_fixture  # noqa: F401
+
+from embspace.annotations import AnnotationKey, AnnotationStore
+from embspace.sources import DEFAULT_MODEL
+
+
+@pytest.fixture(name="data_dir", autouse=True)
+def data_dir_fixture(monkeypatch, tmp_path):
+    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("EMBSPACE_ANNOTATIONS", raising=False)
+    return tmp_path / "data"
+
+
+def save_in_editor(at, label: str, note: str = ""):
+    label_input = next(t for t in at.text_input if t.label == "Label")
+    label_input.set_value(label)
+    next(t for t in at.text_area if t.label == "Note (markdown)").set_value(note)
+    next(b for b in at.button if b.label == "Save label").click()
+    return at.run()
+
+
+def test_a_saved_label_shows_on_the_view_and_the_list_page(app, data_dir):
+    at = app("pages/vo.py", layer="2", head="5", k="3", pairs="3")
+    at = save_in_editor(at, "copies names", "Mostly **first names**.")
+    assert_clean(at)
+    assert any("copies names" in e.label for e in at.expander)
+    stored = AnnotationStore.open(data_dir).get(DEFAULT_MODEL, "", "vo", 2, 5)
+    assert stored.label == "copies names" and stored.version == 1
+    listing = app("pages/annotations.py")
+    assert_clean(listing)
+    table = listing.dataframe[0].value
+    assert list(table["label"]) == ["copies names"] and table["open"].iloc[0].startswith("/vo?")
+    assert "layer=2" in table["open"].iloc[0] and "head=5" in table["open"].iloc[0]
+
+
+def test_a_stale_save_shows_both_texts_and_saves_nothing(app, data_dir):
+    at = app("pages/neurons.py", layer="1", neuron="7", k="3", points="4")
+    at = save_in_editor(at, "mine v1")
+    # Another tab saves version 2 meanwhile.
+    other = AnnotationStore.open(data_dir)
+    key = AnnotationKey(DEFAULT_MODEL, "", "neuron", 1, 7)
+    other.save(key, "theirs v2", "", base_version=1)
+    at = save_in_editor(at, "mine v2")
+    assert not at.exception
+    assert any("Someone saved this view" in w.value for w in at.warning)
+    texts = " ".join(c.value for c in at.code)
+    assert "theirs v2" in texts and "mine v2" in texts
+    assert other.get(DEFAULT_MODEL, "", "neuron", 1, 7).label == "theirs v2"
+    next(b for b in at.button if b.label == "Save mine over theirs").click()
+    at = at.run()
+    assert other.get(DEFAULT_MODEL, "", "neuron", 1, 7).label == "mine v2"
+
+
+def test_read_only_mode_shows_labels_without_a_form(app, data_dir, monkeypatch):
+    AnnotationStore.open(data_dir).save(AnnotationKey(DEFAULT_MODEL, "", "qk", 0, 1), "positional", "")
+    monkeypatch.setenv("EMBSPACE_ANNOTATIONS", "readonly")
+    at = app("pages/qk.py", layer="0", head="1", k="3", pairs="3")
+    assert_clean(at)
+    assert any("positional" in e.label for e in at.expander)
+    assert not [b for b in at.button if b.label == "Save label"]
+    assert any("read-only" in i.value for i in at.info)
+
+
+def test_overview_heatmap_shows_labels_on_hover(app, data_dir):
+    from app_harness import traces
+
+    AnnotationStore.open(data_dir).save(AnnotationKey(DEFAULT_MODEL, "", "vo", 3, 4), "copy head", "")
+    at = app("pages/overview.py")
+    assert_clean(at)
+    heads, marks = traces(at, "copying_heatmap")[1:3]
+    labels = {(int(layer), int(head)): label for layer, head, _, label in heads["customdata"]}
+    assert labels[(3, 4)] == "copy head" and labels[(0, 0)] == ""
+    assert list(marks["x"]) == pytest.approx([4.33]) and marks["text"] == ["✎"]
+
+
+def test_list_page_offers_export_and_import_and_lists_imported_annotations(app, data_dir):
+    """The import itself (plan, then all-or-nothing apply) is the engine's; the page lists what it added."""
+    from embspace.annotations_io import apply_import, parse_document, plan_import
+    from embspace.model import open_model
+
+    document = {
+        "schema": "embspace-annotations",
+        "version": 1,
+        "model": DEFAULT_MODEL,
+        "revision": "",
+        "annotations": [{"kind": "vo", "layer": 1, "index": 2, "label": "imported", "note": "", "version": 1}],
+    }
+    at = app("pages/annotations.py")
+    assert_clean(at)
+    assert at.get("file_uploader") and any(b.label == "JSON" for b in at.get("download_button"))
+    store = AnnotationStore.open(data_dir)
+    shape = open_model(DEFAULT_MODEL).shape
+    plan = plan_import(store, parse_document(json.dumps(document)), DEFAULT_MODEL, "", shape=shape)
+    assert plan.counts()["add"] == 1
+    apply_import(store, plan)
+    listing = app("pages/annotations.py", find="import")
+    assert list(listing.dataframe[0].value["label"]) == ["imported"]
+    assert not app("pages/annotations.py", find="nothing like it").dataframe
