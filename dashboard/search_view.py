@@ -74,8 +74,12 @@ def best_links(frame: pd.DataFrame, shared: dict[str, str]) -> None:
         st.page_link(f"pages/{page}.py", label=label, query_params={**shared, "layer": hit.layer, unit: hit.index})
 
 
-def results_table(frame: pd.DataFrame, shared: dict[str, str]) -> pd.DataFrame:
-    """What the page shows: where, layer, neuron/head, token, rank, score, best partner, link."""
+def results_table(frame: pd.DataFrame, shared: dict[str, str], labels: dict | None = None) -> pd.DataFrame:
+    """What the page shows: where, layer, neuron/head, token, rank, score, best partner, label, link.
+
+    labels: {(view kind "neuron"|"vo"|"qk", layer, index): label} of the annotated views."""
+    labels = labels or {}
+    views = zip(frame["kind"].str.split("-").str[0], frame["layer"], frame["index"], strict=True)
     return pd.DataFrame(
         {
             "where": frame["kind"].map(WHERE),
@@ -85,6 +89,7 @@ def results_table(frame: pd.DataFrame, shared: dict[str, str]) -> pd.DataFrame:
             "rank": frame["rank"],
             "score": frame["score"],
             "best partner": frame["partner_token"].fillna(""),
+            "label": [labels.get((kind, int(layer), int(index)), "") for kind, layer, index in views],
             "open": [
                 view_link(kind, int(layer), int(index), shared)
                 for kind, layer, index in zip(frame["kind"], frame["layer"], frame["index"], strict=True)

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from dashboard import render, search_view, sidebar, urlstate
+from dashboard import annotations_ui, render, search_view, sidebar, urlstate
+from embspace.annotations import model_identity
 from embspace.tokens import DISPLAY_CONVENTION
 
 DEFAULT_LIMIT = 10
@@ -53,7 +54,8 @@ shared = {k: v for k, v in urlstate.current_params().items() if k not in ("q", "
 st.subheader("Best hit in each place")
 search_view.best_links(frame, shared)
 st.subheader("All hits")
-shown = search_view.results_table(frame, shared)
+labels = {(a.kind, a.layer, a.index): a.label for a in annotations_ui.store().list(*model_identity(model.info))}
+shown = search_view.results_table(frame, shared, labels)
 st.dataframe(
     shown,
     hide_index=True,

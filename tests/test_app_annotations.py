@@ -103,3 +103,15 @@ def test_list_page_offers_export_and_import_and_lists_imported_annotations(app, 
     listing = app("pages/annotations.py", find="import")
     assert list(listing.dataframe[0].value["label"]) == ["imported"]
     assert not app("pages/annotations.py", find="nothing like it").dataframe
+
+
+def test_search_results_show_the_labels_of_their_views(app, data_dir):
+    at = app("pages/search.py", q="king", limit="3")
+    first = at.dataframe[0].value.iloc[0]
+    kind = {"FFN": "neuron", "W_VO": "vo", "W_QK": "qk"}[first["where"].split()[0]]
+    key = AnnotationKey(DEFAULT_MODEL, "", kind, int(first["layer"]), int(first["neuron / head"]))
+    AnnotationStore.open(data_dir).save(key, "royalty", "")
+    again = app("pages/search.py", q="king", limit="3")
+    assert_clean(again)
+    shown = again.dataframe[0].value
+    assert shown["label"].iloc[0] == "royalty" and set(shown["label"].iloc[1:]) <= {"", "royalty"}
