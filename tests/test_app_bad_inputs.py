@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 
 import pytest
 from app_harness import app_fixture, assert_clean, fresh_server_fixture  # noqa: F401
-from test_bad_inputs import D_HEAD, D_MODEL, edit_config, edit_weights
+from test_bad_inputs import broken_gpt2_copy, edit_config
 
 
 @pytest.fixture(name="broken_gpt2")
 def broken_gpt2_fixture(tiny_model, tmp_path) -> Path:
-    """Tiny GPT-2 whose layer 1 W_V has a NaN in head 2 and an Inf in head 3."""
-    directory = Path(shutil.copytree(tiny_model("gpt2"), tmp_path / "gpt2"))
-
-    def poison(tensors):
-        c_attn = tensors["transformer.h.1.attn.c_attn.weight"]  # Conv1D [d_model, q | k | v]
-        c_attn[0, 2 * D_MODEL + 2 * D_HEAD] = math.nan
-        c_attn[5, 2 * D_MODEL + 3 * D_HEAD + 1] = math.inf
-
-    edit_weights(directory, poison)
-    return directory
+    return broken_gpt2_copy(tiny_model, tmp_path)
 
 
 def test_overview_names_heads_with_nan_weights(app, broken_gpt2):

@@ -52,10 +52,9 @@ def edit_weights(directory: Path, edit) -> None:
     save_file(tensors, path, metadata={"format": "pt"})
 
 
-@pytest.fixture(scope="module")
-def broken_gpt2(tiny_model, tmp_path_factory) -> Path:
-    """Tiny GPT-2 whose layer 1 W_V has a NaN in head 2 and an Inf in head 3."""
-    directory = Path(shutil.copytree(tiny_model("gpt2"), tmp_path_factory.mktemp("broken") / "gpt2"))
+def broken_gpt2_copy(tiny_model, directory: Path) -> Path:
+    """A copy of tiny GPT-2 in `directory` whose layer 1 W_V has a NaN in head 2 and an Inf in head 3."""
+    directory = Path(shutil.copytree(tiny_model("gpt2"), directory / "gpt2"))
 
     def poison(tensors):
         c_attn = tensors["transformer.h.1.attn.c_attn.weight"]  # Conv1D [d_model, q | k | v]
@@ -64,6 +63,11 @@ def broken_gpt2(tiny_model, tmp_path_factory) -> Path:
 
     edit_weights(directory, poison)
     return directory
+
+
+@pytest.fixture(scope="module")
+def broken_gpt2(tiny_model, tmp_path_factory) -> Path:
+    return broken_gpt2_copy(tiny_model, tmp_path_factory.mktemp("broken"))
 
 
 # --- NaN / Inf weights ------------------------------------------------------------------------
