@@ -1,11 +1,11 @@
 """The dashboard's cached calls into embspace: models shared by all sessions, results per view.
 
-Models live in `st.cache_resource`, keyed on (source, revision, embedding, budget). Results live
-in `st.cache_data`, keyed on plain values only: the model key, the filter key (a JSON string of
-the filter settings, corpus included through its token-id digest), layer, head or neuron, k.
-The objects that do the work (model, filters) travel in parameters whose names start with "_",
-which Streamlit leaves out of the key. Long work shows a progress bar created inside the cached
-function, so a cache hit replays it as already finished and removed.
+Models live in `st.cache_resource`, keyed on the ModelChoice and the hosting policy. Results
+live in `st.cache_data`. Cached functions take the objects they need (the model, the view's
+settings, an upload) and Streamlit keys them by `HASH_FUNCS`: a model by its identity
+(`state.model_key`), settings by `ViewSettings.cache_key()`, an upload by its digest, so a key
+always matches its object and no tensor is ever hashed. Long work shows a progress bar created
+inside the cached function, so a cache hit replays it as already finished and removed.
 """
 
 from __future__ import annotations
@@ -14,27 +14,39 @@ import json
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
 
+from dashboard.state import ModelChoice, ViewSettings, model_key
 from embspace.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
 from embspace.hosting import HostingPolicy
 from embspace.model import EmbeddingSpaceModel
 from embspace.projections import copying_score, copying_scores, embedding_gram, head_top_pairs, neuron_top_tokens
 from embspace.scatter import scatter_frame, tsne_coordinates
 
-if TYPE_CHECKING:
-    from dashboard.sidebar import Controls
-
-ModelKey = tuple[str, str | None, str]  # (source, revision, embedding): identifies the weights read
 RESULT_ENTRIES = 512  # results are small (k rows); bounded anyway for a long-running server
 COMPUTE_LOG_ENV = "EMBSPACE_COMPUTE_LOG"
 PROGRESS_STEPS = 50  # at most this many progress-bar updates per job (each is replayed on a hit)
+
+
+@dataclass(frozen=True)
+class CorpusUpload:
+    """An uploaded corpus, kept in the session (uploads are not part of the page address)."""
+
+    name: str
+    data: bytes
+    digest: str  # sha256 of data: the upload's cache key
+
+
+HASH_FUNCS = {
+    EmbeddingSpaceModel: model_key,
+    ViewSettings: ViewSettings.cache_key,
+    CorpusUpload: lambda upload: upload.digest,
+}
 
 
 def _progress_bar(text: str) -> tuple[st.delta_generator.DeltaGenerator, Callable[[float, str], None]]:
@@ -63,53 +75,44 @@ def note_computation(name: str, *key) -> None:
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def load_model(
-    source: str, revision: str | None, embedding: str, weight_budget_bytes: int, policy: HostingPolicy
-) -> EmbeddingSpaceModel:
+def load_model(choice: ModelChoice, policy: HostingPolicy) -> EmbeddingSpaceModel:
     """The opened model, shared read-only by every session (it holds no per-session state).
 
     Opened under the operator's hosting `policy` (part of the key): in hosted mode it refuses local paths
     with one fixed message and downloads hub models into the app's own bounded cache."""
-    bar, update = _progress_bar(f"Opening {source} …")
+    bar, update = _progress_bar(f"Opening {choice.source} …")
     try:
-        if policy.weight_budget_bytes != weight_budget_bytes:
-            policy = replace(policy, weight_budget_bytes=weight_budget_bytes)
+        if policy.weight_budget_bytes != choice.weight_budget_bytes:
+            policy = replace(policy, weight_budget_bytes=choice.weight_budget_bytes)
         return policy.open_model(
-            source,
-            revision=revision,
-            embedding=embedding,
+            choice.source,
+            revision=choice.revision,
+            embedding=choice.embedding,
             progress=lambda message, fraction: update(fraction, message),
         )
     finally:
         bar.empty()
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _embedding_gram(model_key: ModelKey, _model: EmbeddingSpaceModel) -> torch.Tensor:
+@st.cache_resource(max_entries=2, show_spinner=False, hash_funcs=HASH_FUNCS)
+def _embedding_gram(model: EmbeddingSpaceModel) -> torch.Tensor:
     """E Eᵀ [d_model, d_model], float64: shared by every head's copying score."""
-    return embedding_gram(_model)
+    return embedding_gram(model)
 
 
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False, hash_funcs=HASH_FUNCS)
 def corpus_ids(
-    model_key: ModelKey,
-    digest: str,
-    fmt: str,
-    field: str | None,
-    top_n: int | None,
-    _model: EmbeddingSpaceModel,
-    _data: bytes,
-    _name: str,
+    model: EmbeddingSpaceModel, upload: CorpusUpload, fmt: str, field: str | None, top_n: int | None
 ) -> frozenset[int]:
-    """Token ids of an uploaded corpus (keyed on the sha256 `digest` of its bytes), with progress."""
-    texts = list(iter_corpus_texts(_data, fmt=fmt, field=field))
-    bar, update = _progress_bar(f"Tokenising {_name} …")
+    """Token ids of an uploaded corpus (its N most common with top_n), with progress."""
+    texts = list(iter_corpus_texts(upload.data, fmt=fmt, field=field))
+    bar, update = _progress_bar(f"Tokenising {upload.name} …")
     try:
         counts = count_corpus_tokens(
-            _model.tokenizer,
+            model.tokenizer,
             texts,
             progress=lambda done, total: update(
-                done / max(total or 1, 1), f"Tokenising {_name}: {done:,} of {total or 0:,} texts"
+                done / max(total or 1, 1), f"Tokenising {upload.name}: {done:,} of {total or 0:,} texts"
             ),
         )
     finally:
@@ -117,12 +120,10 @@ def corpus_ids(
     return corpus_token_ids(counts, top_n=top_n)
 
 
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Projecting the neuron's vectors on E …")
-def neuron_tables(
-    model_key: ModelKey, filter_key: str, layer: int, neuron: int, k: int, _controls: Controls
-) -> dict[str, pd.DataFrame]:
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Projecting the neuron's vectors on E …", hash_funcs=HASH_FUNCS)
+def neuron_tables(settings: ViewSettings, layer: int, neuron: int, k: int) -> dict[str, pd.DataFrame]:
     """{"K": frame, "V": ..., "-K", "-V" (and "U", "-U")}: each frame has rank, token, score, token_id."""
-    tables = neuron_top_tokens(_controls.model, layer, neuron, k, _controls.vocab_filter, _controls.negative)
+    tables = neuron_top_tokens(settings.model, layer, neuron, k, settings.vocab_filter, settings.negative)
     return {
         name: pd.DataFrame(
             {
@@ -136,14 +137,12 @@ def neuron_tables(
     }
 
 
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Finding the head's top token pairs …")
-def head_pairs(
-    model_key: ModelKey, filter_key: str, kind: str, layer: int, head: int, k: int, _controls: Controls
-) -> pd.DataFrame:
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Finding the head's top token pairs …", hash_funcs=HASH_FUNCS)
+def head_pairs(settings: ViewSettings, kind: str, layer: int, head: int, k: int) -> pd.DataFrame:
     """Top pairs of a head's W_VO or W_QK: rank, row_token, col_token, score, row_id, col_id."""
-    note_computation("head_pairs", kind, layer, head, k, filter_key)
+    note_computation("head_pairs", kind, layer, head, k, settings.filter_spec)
     table = head_top_pairs(
-        _controls.model, kind, layer, head, k, _controls.vocab_filter, _controls.pair_filter, _controls.negative
+        settings.model, kind, layer, head, k, settings.vocab_filter, settings.pair_filter, settings.negative
     )
     return pd.DataFrame(
         {
@@ -157,36 +156,35 @@ def head_pairs(
     )
 
 
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Computing the copying score …")
-def head_copying_score(model_key: ModelKey, layer: int, head: int, _model: EmbeddingSpaceModel) -> float:
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Computing the copying score …", hash_funcs=HASH_FUNCS)
+def head_copying_score(model: EmbeddingSpaceModel, layer: int, head: int) -> float:
     """Copying score of one head, in [-1, 1]."""
-    return copying_score(_model, layer, head, _embedding_gram(model_key, _model))
+    return copying_score(model, layer, head, _embedding_gram(model))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def copying_score_grid(model_key: ModelKey, _model: EmbeddingSpaceModel) -> np.ndarray:
+@st.cache_data(max_entries=16, show_spinner=False, hash_funcs=HASH_FUNCS)
+def copying_score_grid(model: EmbeddingSpaceModel) -> np.ndarray:
     """Copying score of every head, float64 [n_layers, n_heads], with a progress bar per layer."""
     bar, update = _progress_bar("Copying scores of every head …")
     try:
         return copying_scores(
-            _model, progress=lambda done, total: update(done / total, f"Copying scores: layer {done} of {total} done")
+            model, progress=lambda done, total: update(done / total, f"Copying scores: layer {done} of {total} done")
         )
     finally:
         bar.empty()
 
 
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Placing the tokens with t-SNE …")
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Placing the tokens with t-SNE …", hash_funcs=HASH_FUNCS)
 def tsne_frame(
-    model_key: ModelKey,
+    model: EmbeddingSpaceModel,
     token_ids: tuple[int, ...],
     labels: tuple[str, ...],
     scores: tuple[float, ...],
     groups: tuple[str, ...] | None,
     dims: int,
     normalize: bool,
-    _model: EmbeddingSpaceModel,
 ) -> pd.DataFrame:
     """t-SNE of the tokens' embedding rows (model.embedding_rows[ids], [n, d_model]) as a scatter frame."""
-    vectors = _model.embedding_rows[torch.as_tensor(token_ids, dtype=torch.long)]
+    vectors = model.embedding_rows[torch.as_tensor(token_ids, dtype=torch.long)]
     coords = tsne_coordinates(vectors, dims=dims, normalize=normalize)
     return scatter_frame(token_ids, labels, scores, coords, groups=groups)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, cache, pickers, render, sidebar
+from dashboard import annotations_ui, atlas_view, cache, pickers, render, state
+from dashboard.pickers import ScatterOptions
+from dashboard.state import ViewSettings
 from embspace.heads import HEAD_KINDS, HeadKind
 from embspace.tokens import DISPLAY_CONVENTION
 
@@ -62,17 +64,11 @@ PAGES = {
 def head_page(kind: str) -> None:
     """Pickers, the top-pairs table, the copying score and the t-SNE of the pairs' tokens."""
     spec = PAGES[kind]
-    controls = sidebar.current()
-    model = controls.model
+    settings = state.current()
+    model = settings.model
     st.title(spec.title)
     with st.expander("How to read this page", expanded=False):
-        st.markdown(
-            f"The head's matrix {spec.matrix} ({model.shape.vocab_size:,} × {model.shape.vocab_size:,}) "
-            "is never built: its exact top entries are found from its two thin factors. "
-            f"{spec.how_to_read}\n\nThe copying score (Elhage et al. 2021) is Σλ / Σ|λ| over the eigenvalues "
-            "of the head's W_VO: near 1 the head copies what it attends to, near −1 it suppresses it.\n\n"
-            f"{DISPLAY_CONVENTION}"
-        )
+        st.markdown(how_to_read(spec, model.shape.vocab_size))
 
     layer, head = pickers.layer_and_unit(model, "head", model.shape.n_heads)
     plot = pickers.scatter_options(
@@ -81,48 +77,83 @@ def head_page(kind: str) -> None:
         DEFAULT_PAIRS_PLOTTED,
         "The row and column tokens of this many top pairs are placed.",
     )
-    pairs = cache.head_pairs(
-        controls.model_key, controls.filter_key, kind, layer, head, max(controls.k, plot.points), controls
-    )
-    score = cache.head_copying_score(controls.model_key, layer, head, model)
+    pairs = head_pairs(settings, kind, layer, head, max(settings.k, plot.points))
+    score = cache.head_copying_score(model, layer, head)
 
     annotations_ui.editor(model, kind, layer, head)
     stem = f"{kind}-layer{layer}-head{head}"
     table_column, plot_column = st.columns([1, 1])
     with table_column:
-        st.metric(
-            "Copying score",
-            f"{score:+.3f}",
-            help="Σλ / Σ|λ| over the eigenvalues λ of this head's W_VO: +1 copies, −1 suppresses.",
-        )
-        st.subheader(f"Top {min(controls.k, len(pairs))} pairs")
-        if len(pairs) < controls.k:
-            st.info(f"Only {len(pairs)} pairs pass the sidebar's filters, fewer than the {controls.k} asked for.")
-        st.caption(f"Row: {spec.rows}. Column: {spec.columns}. Score: the entry of {spec.kind.title}.")
-        shown = {"rank": "rank", "row_token": spec.rows, "col_token": spec.columns, "score": "score"}
-        render.table(pairs.head(controls.k), stem, shown=shown)
+        pairs_table(spec, settings, pairs, score, stem)
     with plot_column:
-        if len(pairs) == 0:
-            st.info("No pair passes the filters.")
-        else:
-            tokens = pair_tokens(pairs.head(plot.points))
-            frame = cache.tsne_frame(
-                controls.model_key,
-                tuple(tokens["token_id"]),
-                tuple(tokens["token"]),
-                tuple(tokens["score"]),
-                tuple(tokens["group"]),
-                plot.dims,
-                plot.normalize,
-                model,
-            )
-            title = f"Layer {layer}, head {head}: the tokens of its {len(pairs.head(plot.points))} best pairs"
-            render.scatter(frame, plot, title, f"{stem}-tsne")
-            st.caption(
-                "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model "
-                "embeds alike. Markers tell row tokens from column tokens; colour is the best score of a "
-                "pair the token is in."
-            )
+        pairs_scatter(settings, pairs, plot, f"Layer {layer}, head {head}", stem)
+
+
+def head_pairs(settings: ViewSettings, kind: str, layer: int, head: int, k: int) -> pd.DataFrame:
+    """The head's top pairs from the atlas when it answers (saying so, and when its answer is not the
+    exact top k), else computed live."""
+    atlas = atlas_view.page_atlas(settings.model, "pairs", layer)
+    if atlas is None:
+        return cache.head_pairs(settings, kind, layer, head, k)
+    pairs, complete = atlas_view.stored_head_pairs(settings, atlas, kind, layer, head, k)
+    if complete:
+        st.caption(f"From the atlas in `{atlas.directory}`.")
+    else:
+        atlas_view.offer_live(atlas, "pairs", min(len(pairs), settings.k), settings.k)
+    return pairs
+
+
+def how_to_read(spec: HeadPage, vocab_size: int) -> str:
+    """The page's explanation: the matrix, what a pair means, the copying score, how tokens are written."""
+    return (
+        f"The head's matrix {spec.matrix} ({vocab_size:,} × {vocab_size:,}) "
+        "is never built: its exact top entries are found from its two thin factors. "
+        f"{spec.how_to_read}\n\nThe copying score (Elhage et al. 2021) is Σλ / Σ|λ| over the eigenvalues "
+        "of the head's W_VO: near 1 the head copies what it attends to, near −1 it suppresses it. It reads "
+        "the raw (unfolded) weights through the sidebar's E, the same E on both sides unless the embedding "
+        "is *input-output*.\n\n"
+        f"{DISPLAY_CONVENTION}"
+    )
+
+
+def pairs_table(spec: HeadPage, settings: ViewSettings, pairs: pd.DataFrame, score: float, stem: str) -> None:
+    """The copying score and the top-k pairs table, with its downloads."""
+    k = settings.k
+    st.metric(
+        "Copying score",
+        f"{score:+.3f}",
+        help="Σλ / Σ|λ| over the eigenvalues λ of this head's W_VO: +1 copies, −1 suppresses.",
+    )
+    st.subheader(f"Top {min(k, len(pairs))} pairs")
+    if len(pairs) < k:
+        st.info(f"Only {len(pairs)} pairs pass the sidebar's filters, fewer than the {k} asked for.")
+    st.caption(f"Row: {spec.rows}. Column: {spec.columns}. Score: the entry of {spec.kind.title}.")
+    shown = {"rank": "rank", "row_token": spec.rows, "col_token": spec.columns, "score": "score"}
+    render.table(pairs.head(k), stem, shown=shown)
+
+
+def pairs_scatter(settings: ViewSettings, pairs: pd.DataFrame, plot: ScatterOptions, where: str, stem: str) -> None:
+    """t-SNE of the row and column tokens of the best `plot.points` pairs."""
+    if len(pairs) == 0:
+        st.info("No pair passes the filters.")
+        return
+    top = pairs.head(plot.points)
+    tokens = pair_tokens(top)
+    frame = cache.tsne_frame(
+        settings.model,
+        tuple(tokens["token_id"]),
+        tuple(tokens["token"]),
+        tuple(tokens["score"]),
+        tuple(tokens["group"]),
+        plot.dims,
+        plot.normalize,
+    )
+    render.scatter(frame, plot, f"{where}: the tokens of its {len(top)} best pairs", f"{stem}-tsne")
+    st.caption(
+        "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model "
+        "embeds alike. Markers tell row tokens from column tokens; colour is the best score of a "
+        "pair the token is in."
+    )
 
 
 def pair_tokens(pairs: pd.DataFrame) -> pd.DataFrame:

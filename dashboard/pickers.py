@@ -1,6 +1,6 @@
 """Page widgets shared by several pages: layer + head/neuron pickers, t-SNE plot options.
 
-Each is declared in the page address through `urlstate.url_param` before it is drawn.
+Each lives in the page address (urlstate.widget); `show_unit` moves the pickers to another view.
 """
 
 from __future__ import annotations
@@ -27,19 +27,39 @@ class ScatterOptions:
     labels: bool  # write each token next to its point
 
 
+LAYER_KEY = "layer"  # the layer picker's key and URL parameter; the unit's key is its name ("head", "neuron")
+
+
+def show_unit(layer: int, unit: str, index: int) -> None:
+    """Point the layer and unit pickers at (layer, index), e.g. after a heatmap click, before they are drawn."""
+    st.session_state[LAYER_KEY] = int(layer)
+    st.session_state[unit] = int(index)
+
+
 def _randomise(unit: str, n_layers: int, count: int) -> None:
-    st.session_state["layer"] = random.randrange(n_layers)
-    st.session_state[unit] = random.randrange(count)
+    show_unit(random.randrange(n_layers), unit, random.randrange(count))
 
 
 def layer_and_unit(model: EmbeddingSpaceModel, unit: str, count: int) -> tuple[int, int]:
     """Layer and head/neuron number inputs side by side, with a "random" button; returns (layer, index)."""
     n_layers = model.shape.n_layers
-    urlstate.url_param("layer", 0, min_value=0, max_value=n_layers - 1)
-    urlstate.url_param(unit, 0, min_value=0, max_value=count - 1)
     layer_column, unit_column, button_column = st.columns([2, 2, 1], vertical_alignment="bottom")
-    layer = layer_column.number_input(f"Layer (0–{n_layers - 1})", min_value=0, max_value=n_layers - 1, key="layer")
-    index = unit_column.number_input(f"{unit.capitalize()} (0–{count - 1})", min_value=0, max_value=count - 1, key=unit)
+    layer = urlstate.widget(
+        layer_column.number_input,
+        f"Layer (0–{n_layers - 1})",
+        key=LAYER_KEY,
+        default=0,
+        min_value=0,
+        max_value=n_layers - 1,
+    )
+    index = urlstate.widget(
+        unit_column.number_input,
+        f"{unit.capitalize()} (0–{count - 1})",
+        key=unit,
+        default=0,
+        min_value=0,
+        max_value=count - 1,
+    )
     button_column.button(
         f"Random {unit}",
         icon=":material/casino:",
@@ -53,25 +73,39 @@ def layer_and_unit(model: EmbeddingSpaceModel, unit: str, count: int) -> tuple[i
 
 def scatter_options(key: str, label: str, default: int, help: str) -> ScatterOptions:
     """A row of t-SNE settings: how many top tokens ("points") or pairs ("pairs"), 3D/2D, normalised embeddings, labels."""
-    urlstate.url_param(key, default, min_value=2, max_value=MAX_POINTS)
-    urlstate.url_param("dims", 3, options=(3, 2))
-    urlstate.url_param("normalize", False)
-    urlstate.url_param("labels", False)
     points_column, dims_column, normalize_column, labels_column = st.columns(4, vertical_alignment="bottom")
-    points = points_column.number_input(label, min_value=2, max_value=MAX_POINTS, step=10, key=key, help=help)
-    dims = dims_column.radio("Plot", (3, 2), key="dims", format_func=lambda d: f"{d}D", horizontal=True)
-    normalize = normalize_column.toggle(
+    points = urlstate.widget(
+        points_column.number_input,
+        label,
+        key=key,
+        default=default,
+        min_value=2,
+        max_value=MAX_POINTS,
+        step=10,
+        help=help,
+    )
+    dims = urlstate.widget(
+        dims_column.radio, "Plot", key="dims", default=3, options=(3, 2), format_func=lambda d: f"{d}D", horizontal=True
+    )
+    normalize = urlstate.widget(
+        normalize_column.toggle,
         "Normalised",
         key="normalize",
+        default=False,
         help="Scale every embedding row to length 1 first: neighbours by angle (cosine).",
     )
-    labels = labels_column.toggle("Labels on points", key="labels")
+    labels = urlstate.widget(labels_column.toggle, "Labels on points", key="labels", default=False)
     return ScatterOptions(int(points), int(dims), bool(normalize), bool(labels))
 
 
 def vector_choice(names: Sequence[str]) -> str:
     """Which of the neuron's vectors (K, V, -K, -V, ...) the scatter shows."""
-    urlstate.url_param("vector", names[0], options=names)
-    return st.radio(
-        "Vector in the plot", names, key="vector", horizontal=True, help="Whose top tokens the t-SNE places."
+    return urlstate.widget(
+        st.radio,
+        "Vector in the plot",
+        key="vector",
+        default=names[0],
+        options=names,
+        horizontal=True,
+        help="Whose top tokens the t-SNE places.",
     )

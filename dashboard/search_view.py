@@ -7,8 +7,9 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from dashboard.cache import RESULT_ENTRIES, ModelKey, note_computation
-from embspace.atlas import find_atlas
+from dashboard.atlas_view import model_atlas
+from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation
+from dashboard.state import ViewSettings
 from embspace.model import EmbeddingSpaceModel
 from embspace.search import SearchIndex, query_tokens, search
 
@@ -23,31 +24,25 @@ WHERE = {
 }
 
 
-@st.cache_resource(max_entries=2, show_spinner="Indexing the model's FFN weights for search …")
-def search_index(model_key: ModelKey, _model: EmbeddingSpaceModel) -> SearchIndex:
+@st.cache_resource(max_entries=2, show_spinner="Indexing the model's FFN weights for search …", hash_funcs=HASH_FUNCS)
+def search_index(model: EmbeddingSpaceModel) -> SearchIndex:
     """Every layer's FFN keys and values stacked once per model (the live search's working set)."""
-    return SearchIndex(_model)
+    return SearchIndex(model)
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
-def model_atlas(model_key: ModelKey, _model: EmbeddingSpaceModel):
-    """The atlas built for this model (atlases/ beside the app or $EMBSPACE_ATLAS_DIR), or None."""
-    return find_atlas(_model)
-
-
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Searching every neuron and head …")
-def hits_frame(model_key: ModelKey, filter_key: str, words: tuple[str, ...], limit: int, _controls) -> pd.DataFrame:
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Searching every neuron and head …", hash_funcs=HASH_FUNCS)
+def hits_frame(settings: ViewSettings, words: tuple[str, ...], limit: int) -> pd.DataFrame:
     """The hits of `words`, best first: kind, layer, index, token, rank, score, partner, token_id, source."""
-    note_computation("search", words, limit, filter_key)
-    model = _controls.model
+    note_computation("search", words, limit, settings.filter_spec)
+    model = settings.model
     found = search(
         model,
         list(words),
-        vocab_filter=_controls.vocab_filter,
-        pair_filter=_controls.pair_filter,
+        vocab_filter=settings.vocab_filter,
+        pair_filter=settings.pair_filter,
         limit=limit,
-        atlas=model_atlas(model_key, model),
-        index=search_index(model_key, model),
+        atlas=model_atlas(model),
+        index=search_index(model),
     )
     columns = ["kind", "layer", "index", "token", "rank", "score", "partner_token", "token_id", "source"]
     return pd.DataFrame([hit.as_dict() for hit in found], columns=[*columns, "partner_id"])[columns]

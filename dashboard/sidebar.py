@@ -1,21 +1,20 @@
 """The shared sidebar: which model, which embedding, how many rows, which tokens a table may show.
 
-The entry point (`app.py`) draws it once per run, before the page; pages read the result with
-`current()`. Every setting except the corpus upload is part of the page address (see urlstate).
+The entry point (`app.py`) draws it once per run, before the page, and shares its ViewSettings
+with the page (dashboard/state.py). Every setting except the corpus upload is part of the page
+address (see urlstate).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import runpy
-from dataclasses import dataclass
-from pathlib import Path
 
 import streamlit as st
 
 from dashboard import cache, urlstate
+from dashboard.cache import CorpusUpload
+from dashboard.state import ModelChoice, ViewSettings
 from embspace.adapters import UnsupportedArchitecture
 from embspace.checkpoint import CheckpointError
 from embspace.corpus import corpus_fields, infer_format, iter_corpus_texts
@@ -34,7 +33,6 @@ MODEL_PRESETS = (
     "sdadas/polish-gpt2-medium",
     "EleutherAI/pythia-160m",
 )
-ENTRY_POINT = Path(__file__).resolve().parent.parent / "app.py"
 BUDGET_ENV = "EMBSPACE_WEIGHT_BUDGET_GB"
 DEFAULT_K = 30
 MAX_K = 500
@@ -45,75 +43,25 @@ MODEL_HELP = (
     "model directory and press Enter. Only the first preset is bundled and works offline."
 )
 MODEL_HELP_HOSTED = "This server opens the models in this list" + " (and, if its operator allows it, hub ids)."
+EMBEDDING_HELP = (
+    "input: the word embeddings. output: the LM head (unembedding). auto: the LM head when the checkpoint "
+    "has one, else the input embedding. input-output (untied models): rows through the input embedding, "
+    "columns through the LM head."
+)
 
-_CONTROLS = "_controls"  # session key: this run's Controls, for the page
 _FAILED = "_failed_model"  # session key: (ModelChoice, message) of the last model that failed to open
 _CORPUS = "_corpus"  # session key: CorpusUpload, kept across page switches (uploads are not in the URL)
 
 
-@dataclass(frozen=True)
-class ModelChoice:
-    """What the person asked to open."""
-
-    source: str
-    revision: str | None
-    embedding: str
-    weight_budget_bytes: int
-
-    @property
-    def key(self) -> cache.ModelKey:
-        return (self.source, self.revision, self.embedding)
-
-
-@dataclass(frozen=True)
-class CorpusUpload:
-    name: str
-    data: bytes
-    digest: str  # sha256 of data: the corpus' part of every cache key
-
-
-@dataclass(frozen=True)
-class Controls:
-    """The sidebar's settings for this run, with the opened model."""
-
-    model: EmbeddingSpaceModel
-    model_key: cache.ModelKey
-    k: int
-    vocab_filter: VocabFilter
-    pair_filter: PairFilter
-    negative: bool
-    kept_tokens: int
-
-    @property
-    def filter_key(self) -> str:
-        """JSON of every filter setting (the corpus by its token-id digest): the cache key of results."""
-        spec = {**self.vocab_filter.describe(), **self.pair_filter.describe(), "negative": self.negative}
-        return json.dumps(spec, sort_keys=True)
-
-
-def draw() -> Controls | None:
-    """The whole sidebar; returns its Controls (also kept for the page), None if the model failed to open."""
+def draw() -> ViewSettings | None:
+    """The whole sidebar; returns its settings, None if the model failed to open (the sidebar says why)."""
     choice = model_choice()
     model = open_chosen_model(choice)
-    return None if model is None else token_controls(model, choice)
-
-
-def current() -> Controls:
-    """The Controls the entry point put together in this run, for the page."""
-    controls = st.session_state.get(_CONTROLS)
-    if controls is None:
-        # Streamlit ran this page without the entry point: with a `pages/` folder next to app.py
-        # a fresh server starts in the legacy multipage mode, which runs a page named in the URL
-        # alone, until the first st.navigation call. Run the entry point instead (it calls
-        # st.navigation, which ends that mode for good, then runs this page) and stop here.
-        runpy.run_path(str(ENTRY_POINT), run_name="__main__")
-        st.stop()
-    return controls
-
-
-def release() -> None:
-    """Drop this run's Controls (and the model reference) at the end of the entry point."""
-    st.session_state.pop(_CONTROLS, None)
+    if model is None:
+        return None
+    with st.sidebar.expander(f"What was opened: {model.info.shape.architecture}", expanded=False):
+        st.markdown(model_card_markdown(model.info))
+    return view_settings(model)
 
 
 def hosting_policy() -> HostingPolicy:
@@ -138,27 +86,34 @@ def model_choice() -> ModelChoice:
     sidebar = st.sidebar
     sidebar.header("Model")
     policy = hosting_policy()
-    urlstate.url_param("model", DEFAULT_MODEL)
-    source = sidebar.selectbox(
+    source = urlstate.widget(
+        sidebar.selectbox,
         "Model",
-        policy.presets(MODEL_PRESETS),
         key="model",
+        default=DEFAULT_MODEL,
+        options=policy.presets(MODEL_PRESETS),
         accept_new_options=True,  # a typed source the policy refuses gets a message, not a silent swap
         help=MODEL_HELP_HOSTED if policy.hosted else MODEL_HELP,
     )
-    urlstate.url_param("embedding", "auto", options=EMBEDDING_CHOICES)
-    embedding = sidebar.radio(
+    embedding = urlstate.widget(
+        sidebar.radio,
         "Embedding matrix E",
-        EMBEDDING_CHOICES,
         key="embedding",
+        default="auto",
+        options=EMBEDDING_CHOICES,
         horizontal=True,
-        help="input: the word embeddings. output: the LM head (unembedding). auto: the LM head when the "
-        "checkpoint has one, else the input embedding.",
+        help=EMBEDDING_HELP,
     )
     budget = weight_budget_bytes()
     with sidebar.expander("Advanced"):
-        urlstate.url_param("revision", "")
-        revision = st.text_input("Hub revision", key="revision", placeholder="main", help="A branch, tag or commit.")
+        revision = urlstate.widget(
+            st.text_input,
+            "Hub revision",
+            key="revision",
+            default="",
+            placeholder="main",
+            help="A branch, tag or commit.",
+        )
         st.caption(
             f"Weight budget: {budget / 1e9:.2f} GB; bigger hub models are refused before download "
             f"(the server's {BUDGET_ENV} sets it)."
@@ -173,9 +128,7 @@ def open_chosen_model(choice: ModelChoice) -> EmbeddingSpaceModel | None:
         message = failed[1]  # the same choice failed before: no new download attempt on every rerun
     else:
         try:
-            return cache.load_model(
-                choice.source, choice.revision, choice.embedding, choice.weight_budget_bytes, hosting_policy()
-            )
+            return cache.load_model(choice, hosting_policy())
         except (EmbspaceError, UnsupportedArchitecture, CheckpointError) as err:
             message = str(err)
         except Exception as err:  # hub, tokenizer and file errors come in many types; one line helps most
@@ -187,51 +140,19 @@ def open_chosen_model(choice: ModelChoice) -> EmbeddingSpaceModel | None:
     return None
 
 
-def token_controls(model: EmbeddingSpaceModel, choice: ModelChoice) -> Controls:
-    """Sidebar widgets for k and the token filters (corpus included); the result is shared with the page."""
+def view_settings(model: EmbeddingSpaceModel) -> ViewSettings:
+    """Sidebar widgets for k, the sign and the token filters (corpus included)."""
     sidebar = st.sidebar
-    with sidebar.expander(f"What was opened: {model.info.shape.architecture}", expanded=False):
-        st.markdown(model_card_markdown(model.info))
-
     sidebar.header("Tokens shown")
-    urlstate.url_param("k", DEFAULT_K, min_value=1, max_value=MAX_K)
-    k = sidebar.number_input("Rows per table (k)", min_value=1, max_value=MAX_K, step=5, key="k")
-    urlstate.url_param("negative", False)
-    negative = sidebar.checkbox("Most negative instead of most positive", key="negative")
-    urlstate.url_param("ascii", False)
-    only_ascii = sidebar.checkbox("ASCII only", key="ascii")
-    urlstate.url_param("alnum", False)
-    only_alnum = sidebar.checkbox(
-        "Letters and digits only", key="alnum", help="Tokens made only of the alphabet's letters and digits."
+    k = urlstate.widget(
+        sidebar.number_input, "Rows per table (k)", key="k", default=DEFAULT_K, min_value=1, max_value=MAX_K, step=5
     )
-    urlstate.url_param("alphabet", "latin", options=sorted(ALPHABETS))
-    alphabet = sidebar.selectbox("Alphabet", sorted(ALPHABETS), key="alphabet", disabled=not only_alnum)
-    urlstate.url_param("special", False)
-    keep_special = sidebar.checkbox(
-        "Keep special tokens", key="special", help="[CLS], <|endoftext|>, [unused5], padding rows."
+    negative = urlstate.widget(
+        sidebar.checkbox, "Most negative instead of most positive", key="negative", default=False
     )
-    sidebar.caption("Token pairs (W_VO, W_QK):")
-    urlstate.url_param("same", False)
-    exclude_same = sidebar.checkbox(
-        "Exclude identical pairs",
-        key="same",
-        help="Drop pairs of the same token up to case and word marker (kot / Kot / ##kot).",
-    )
-    urlstate.url_param("fuzzy", False)
-    exclude_fuzzy = sidebar.checkbox(
-        "Exclude near-identical pairs",
-        key="fuzzy",
-        help="Also drop inflections and spelling variants: a shared stem of 3+ letters or a similarity ratio ≥ 80.",
-    )
-
-    allowed_ids = corpus_filter(model, choice)
-    vocab_filter = VocabFilter(
-        only_ascii=only_ascii,
-        only_alnum=only_alnum,
-        alphabet=alphabet,
-        exclude_special=not keep_special,
-        allowed_ids=allowed_ids,
-    )
+    token_rules = token_rule_widgets()
+    pair_filter = pair_filter_widgets()
+    vocab_filter = VocabFilter(**token_rules, allowed_ids=corpus_filter(model))
     kept = int(model.vocab_mask(vocab_filter).sum())
     sidebar.metric("Tokens kept by the filters", f"{kept:,} of {model.shape.vocab_size:,}")
     if kept == 0:
@@ -239,17 +160,62 @@ def token_controls(model: EmbeddingSpaceModel, choice: ModelChoice) -> Controls:
     sidebar.caption(
         "Every setting above, except a corpus upload, is in the page address: copy the URL to share this view."
     )
-    controls = Controls(
-        model=model,
-        model_key=choice.key,
-        k=int(k),
-        vocab_filter=vocab_filter,
-        pair_filter=PairFilter(exclude_same=exclude_same, exclude_fuzzy=exclude_fuzzy),
-        negative=negative,
-        kept_tokens=kept,
+    return ViewSettings(model, int(k), vocab_filter, pair_filter, negative)
+
+
+def token_rule_widgets() -> dict:
+    """Sidebar widgets for which tokens a table may show; VocabFilter's arguments except the corpus."""
+    sidebar = st.sidebar
+    only_ascii = urlstate.widget(sidebar.checkbox, "ASCII only", key="ascii", default=False)
+    only_alnum = urlstate.widget(
+        sidebar.checkbox,
+        "Letters and digits only",
+        key="alnum",
+        default=False,
+        help="Tokens made only of the alphabet's letters and digits.",
     )
-    st.session_state[_CONTROLS] = controls
-    return controls
+    alphabet = urlstate.widget(
+        sidebar.selectbox,
+        "Alphabet",
+        key="alphabet",
+        default="latin",
+        options=sorted(ALPHABETS),
+        disabled=not only_alnum,
+    )
+    keep_special = urlstate.widget(
+        sidebar.checkbox,
+        "Keep special tokens",
+        key="special",
+        default=False,
+        help="[CLS], <|endoftext|>, [unused5], padding rows.",
+    )
+    return {
+        "only_ascii": only_ascii,
+        "only_alnum": only_alnum,
+        "alphabet": alphabet,
+        "exclude_special": not keep_special,
+    }
+
+
+def pair_filter_widgets() -> PairFilter:
+    """Sidebar widgets for which (row, column) pairs a head's table may show."""
+    sidebar = st.sidebar
+    sidebar.caption("Token pairs (W_VO, W_QK):")
+    exclude_same = urlstate.widget(
+        sidebar.checkbox,
+        "Exclude identical pairs",
+        key="same",
+        default=False,
+        help="Drop pairs of the same token up to case and word marker (kot / Kot / ##kot).",
+    )
+    exclude_fuzzy = urlstate.widget(
+        sidebar.checkbox,
+        "Exclude near-identical pairs",
+        key="fuzzy",
+        default=False,
+        help="Also drop inflections and spelling variants: a shared stem of 3+ letters or a similarity ratio ≥ 80.",
+    )
+    return PairFilter(exclude_same=exclude_same, exclude_fuzzy=exclude_fuzzy)
 
 
 def _remember_upload() -> None:
@@ -262,7 +228,7 @@ def _remember_upload() -> None:
         st.session_state[_CORPUS] = CorpusUpload(upload.name, data, hashlib.sha256(data).hexdigest())
 
 
-def corpus_filter(model: EmbeddingSpaceModel, choice: ModelChoice) -> frozenset[int] | None:
+def corpus_filter(model: EmbeddingSpaceModel) -> frozenset[int] | None:
     """Sidebar corpus upload; the token ids it uses (or its N most common), None without a corpus."""
     with st.sidebar.expander("Restrict to a corpus", expanded=st.session_state.get(_CORPUS) is not None):
         st.file_uploader(
@@ -293,16 +259,7 @@ def corpus_filter(model: EmbeddingSpaceModel, choice: ModelChoice) -> frozenset[
                 key="corpus_top_n",
                 persist_state="session",
             )
-            ids = cache.corpus_ids(
-                choice.key,
-                upload.digest,
-                infer_format(upload.name),
-                field,
-                int(top_n) or None,
-                model,
-                upload.data,
-                upload.name,
-            )
+            ids = cache.corpus_ids(model, upload, fmt, field, int(top_n) or None)
         except EmbspaceError as err:
             st.error(f"Corpus not used: {err}")
             return None

@@ -1,7 +1,8 @@
 """Every view has an address: the widgets' values live in the URL's query parameters.
 
-A widget whose value belongs in the address is declared with `url_param(key, default)` just
-before it is drawn with the same `key` (and no `value=`/`index=` of its own). The first time
+A widget whose value belongs in the address is drawn with `widget(draw, label, key=...,
+default=..., bounds)`, which declares it (`url_param`) and draws it with the same key and
+bounds, so each is written once. The first time
 the key shows up in a session, or after its widget was off screen (Streamlit then forgets the
 value), the value is read from the URL. At the end of every run `publish()` writes each value
 declared in that run that differs from its default back to the URL, and drops the rest, so a
@@ -13,7 +14,7 @@ Streamlit's `bind="query-params"` is not used: a bound key cannot be passed to
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import streamlit as st
@@ -48,11 +49,37 @@ def url_param(
     else:
         raw = st.query_params.get(key)
         value = default if raw is None else parse_value(raw, default)
-    value = _valid(value, default, options, min_value, max_value)
+    value = valid_value(value, default, options, min_value, max_value)
     # Assigned on every run, even when unchanged: a widget with the same key on another page has
     # another widget id, and only an explicit assignment carries the value over to it.
     st.session_state[key] = value
     return value
+
+
+def widget(
+    draw: Callable[..., Any],
+    label: str,
+    *,
+    key: str,
+    default: Any,
+    options: Iterable[Any] | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Draw a widget whose value lives in the page address; returns its value.
+
+    draw: a widget function (`st.checkbox`, `st.sidebar.number_input`, `column.radio`, ...). Its
+    value is declared with `url_param(key, default, ...)` first; `options` are passed as the
+    widget's second argument, min_value/max_value as its bounds, `kwargs` as they are. A
+    selectbox with `accept_new_options=True` takes any value, so its options are not enforced.
+    """
+    allowed = None if kwargs.get("accept_new_options") else options
+    url_param(key, default, options=allowed, min_value=min_value, max_value=max_value)
+    if options is not None:
+        return draw(label, options, key=key, **kwargs)
+    bounds = {name: value for name, value in (("min_value", min_value), ("max_value", max_value)) if value is not None}
+    return draw(label, key=key, **bounds, **kwargs)
 
 
 def parse_value(raw: str, default: Any) -> Any:
@@ -79,7 +106,14 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _valid(value: Any, default: Any, options, min_value, max_value) -> Any:
+def valid_value(
+    value: Any,
+    default: Any,
+    options: Iterable[Any] | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
+) -> Any:
+    """`value` if a widget declared with these bounds accepts it; else the nearest bound or the default."""
     if type(value) is not type(default) and not (isinstance(default, float) and isinstance(value, int)):
         return default
     if options is not None and value not in list(options):

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from dashboard import search_view, sidebar
+from dashboard import atlas_view, sidebar, state
 from embspace.atlas.manifest import describe
 from embspace.tokens import DISPLAY_CONVENTION
 
-controls = sidebar.current()
+model = state.current().model
 
 st.title("embspace: a transformer's weights, read in its vocabulary")
 st.markdown(
@@ -40,8 +40,8 @@ st.page_link(
 )
 
 st.subheader("The opened model")
-st.markdown(sidebar.model_card_markdown(controls.model.info))
-atlas = search_view.model_atlas(controls.model_key, controls.model)
+st.markdown(sidebar.model_card_markdown(model.info))
+atlas = atlas_view.model_atlas(model)
 if atlas is None:
     st.caption(
         "No atlas for this model: token search computes live. Build one (every head's and neuron's top "

@@ -6,15 +6,14 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, render, sidebar, urlstate
+from dashboard import annotations_ui, render, state, urlstate
 from embspace.annotations import model_identity
 from embspace.annotations_io import apply_import, export_document, parse_document, plan_import
 from embspace.errors import EmbspaceError
 
 PAGE_OF_KIND = {"neuron": "neurons", "vo": "vo", "qk": "qk"}
 
-controls = sidebar.current()
-model = controls.model
+model = state.current().model
 notes = annotations_ui.store()
 model_id, revision = model_identity(model.info)
 
@@ -46,8 +45,7 @@ frame = pd.DataFrame(
         ],
     }
 )
-urlstate.url_param("find", "")
-find = st.text_input("Search labels and notes", key="find")
+find = urlstate.widget(st.text_input, "Search labels and notes", key="find", default="")
 if find:
     hit = frame["label"].str.contains(find, case=False, regex=False) | frame["note"].str.contains(
         find, case=False, regex=False

@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from dashboard import annotations_ui, cache, pickers, render, sidebar
+from dashboard import annotations_ui, atlas_view, cache, pickers, render, state
 from embspace.projections import neuron_vector_names
 from embspace.tokens import DISPLAY_CONVENTION
 
 DEFAULT_TOKENS_PLOTTED = 50
 
-controls = sidebar.current()
-model = controls.model
+settings = state.current()
+model = settings.model
 gated = model.shape.gated_mlp
 vectors = neuron_vector_names(gated)
 
@@ -36,32 +36,32 @@ plot = pickers.scatter_options(
     "points", "Tokens in the plot", DEFAULT_TOKENS_PLOTTED, "This many top tokens of the chosen vector are placed."
 )
 
-tables = cache.neuron_tables(
-    controls.model_key, controls.filter_key, layer, neuron, max(controls.k, plot.points), controls
-)
+needed = max(settings.k, plot.points)
+atlas = atlas_view.page_atlas(model, "neurons", layer) if not gated else None  # the atlas holds no U
+if atlas is None:
+    tables = cache.neuron_tables(settings, layer, neuron, needed)
+else:
+    tables, complete = atlas_view.stored_neuron_tables(settings, atlas, layer, neuron, needed)
+    if complete:
+        st.caption(f"From the atlas in `{atlas.directory}`.")
+    else:
+        atlas_view.offer_live(atlas, "tokens", min(len(t) for t in tables.values()), settings.k)
 tables = {name: tables[name] for name in vectors}
 
 annotations_ui.editor(model, "neuron", layer, neuron)
 stem = f"neuron-layer{layer}-{neuron}"
-rows = min(controls.k, max(len(table) for table in tables.values()))
+rows = min(settings.k, max(len(table) for table in tables.values()))
 st.subheader(f"Layer {layer}, neuron {neuron}: top {rows} tokens of each vector · E")
-if rows < controls.k:
-    st.info(f"Only {rows} tokens pass the sidebar's filters, fewer than the {controls.k} rows asked for.")
-render.neuron_table(tables, controls.k, stem)
+if rows < settings.k:
+    st.info(f"Only {rows} tokens pass the sidebar's filters, fewer than the {settings.k} rows asked for.")
+render.neuron_table(tables, settings.k, stem)
 
 top = tables[vector].head(plot.points)
 if len(top) == 0:
     st.info("No token passes the filters.")
 else:
     frame = cache.tsne_frame(
-        controls.model_key,
-        tuple(top["token_id"]),
-        tuple(top["token"]),
-        tuple(top["score"]),
-        None,
-        plot.dims,
-        plot.normalize,
-        model,
+        model, tuple(top["token_id"]), tuple(top["token"]), tuple(top["score"]), None, plot.dims, plot.normalize
     )
     render.scatter(
         frame, plot, f"Layer {layer}, neuron {neuron}: top {len(top)} tokens of {vector}·E", f"{stem}-{vector}-tsne"

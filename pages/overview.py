@@ -4,12 +4,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, cache, render, sidebar, urlstate
+from dashboard import annotations_ui, atlas_view, cache, pickers, render, state, urlstate
 
 VO_PAGE = "pages/vo.py"
 
-controls = sidebar.current()
-model = controls.model
+model = state.current().model
 
 st.title("Copying score of every head")
 st.caption(
@@ -18,7 +17,12 @@ st.caption(
     "blue, near −1, it suppresses it; white, neither. **Click a cell** to open that head's W_VO page."
 )
 
-scores = cache.copying_score_grid(controls.model_key, model)
+atlas = atlas_view.page_atlas(model, "heads")
+scores = None if atlas is None else atlas_view.stored_copying_scores(model, atlas)
+if scores is None:
+    scores = cache.copying_score_grid(model)
+else:
+    st.caption(f"From the atlas in `{atlas.directory}`.")
 broken = [f"layer {layer} head {head}" for layer, head in np.argwhere(np.isnan(scores))]
 if broken:
     st.warning(
@@ -32,8 +36,10 @@ event = st.plotly_chart(
 clicked = render.clicked_cell(event)
 if clicked is not None:
     layer, head = clicked
-    st.session_state["layer"], st.session_state["head"] = layer, head
-    st.switch_page(VO_PAGE, query_params={**urlstate.current_params(), "layer": str(layer), "head": str(head)})
+    pickers.show_unit(layer, "head", head)
+    st.switch_page(
+        VO_PAGE, query_params={**urlstate.current_params(), pickers.LAYER_KEY: str(layer), "head": str(head)}
+    )
 
 stem = "copying-scores"
 render.html_download(heatmap, stem)

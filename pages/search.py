@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from dashboard import annotations_ui, render, search_view, sidebar, urlstate
+from dashboard import annotations_ui, atlas_view, render, search_view, state, urlstate
 from embspace.annotations import model_identity
 from embspace.tokens import DISPLAY_CONVENTION
 
 DEFAULT_LIMIT = 10
 
-controls = sidebar.current()
-model = controls.model
+settings = state.current()
+model = settings.model
 
 st.title("Token search")
 with st.expander("How to read this page", expanded=False):
@@ -26,10 +26,10 @@ with st.expander("How to read this page", expanded=False):
         f"{DISPLAY_CONVENTION}"
     )
 
-urlstate.url_param("q", "")
-query = st.text_input("Words or tokens", key="q", placeholder="e.g. pieszo king ##ing")
-urlstate.url_param("limit", DEFAULT_LIMIT, min_value=1, max_value=100)
-limit = st.number_input("Results per token and place", min_value=1, max_value=100, key="limit")
+query = urlstate.widget(st.text_input, "Words or tokens", key="q", default="", placeholder="e.g. pieszo king ##ing")
+limit = urlstate.widget(
+    st.number_input, "Results per token and place", key="limit", default=DEFAULT_LIMIT, min_value=1, max_value=100
+)
 
 words = tuple(query.split())
 if not words:
@@ -39,8 +39,8 @@ if not words:
 for word, tokens in search_view.split_words(model, list(words)):
     st.caption(f"**{word}** → " + (" · ".join(f"`{t}`" for t in tokens) if tokens else "no token in this vocabulary"))
 
-atlas = search_view.model_atlas(controls.model_key, model)
-frame = search_view.hits_frame(controls.model_key, controls.filter_key, words, int(limit), controls)
+atlas = atlas_view.model_atlas(model)
+frame = search_view.hits_frame(settings, words, int(limit))
 st.caption(
     f"From the atlas in `{atlas.directory}`."
     if atlas is not None

@@ -9,6 +9,7 @@ Helpers read what a person sees: `open_view`, `plot_traces`, `grid_rows`, `downl
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import shutil
@@ -112,16 +113,22 @@ def _log_tail(log: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory) -> Iterator[str]:
-    """Base URL (http://127.0.0.1:PORT) of `streamlit run app.py`, one server for the session.
+@contextlib.contextmanager
+def streamlit_server(work_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `streamlit run app.py` (log and annotations under work_dir); yields its base URL.
 
     No file watcher: another hand editing the sources must not rerun pages mid-test.
     """
-    require_browser_support()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    data_dir = tmp_path_factory.mktemp("embspace-data")  # annotations: never the user's own data dir
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "EMBSPACE_DATA_DIR": str(data_dir)}
+    log = work_dir / "server.log"
+    data_dir = work_dir / "embspace-data"  # annotations: never the user's own data dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "EMBSPACE_DATA_DIR": str(data_dir),
+        **(extra_env or {}),
+    }
     executable = [str(STREAMLIT)] if STREAMLIT.exists() else [sys.executable, "-m", "streamlit"]
     for _ in range(3):  # the free port may be taken between probing and binding
         port = free_port()
@@ -151,6 +158,14 @@ def app_server(tmp_path_factory) -> Iterator[str]:
         if not exited_early:
             break
     pytest.fail(f"`streamlit run app.py` did not become healthy at {url}:\n{_log_tail(log)}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory) -> Iterator[str]:
+    """Base URL (http://127.0.0.1:PORT) of `streamlit run app.py`, one server for the session."""
+    require_browser_support()
+    with streamlit_server(tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
 
 
 # --- the browser --------------------------------------------------------------------------------

@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import streamlit.testing.v1.app_test as app_test_module
 from app_harness import (
-    APP,
-    TIMEOUT,
     app_fixture,  # noqa: F401  (fixture `app`)
     assert_clean,
     click_heatmap_cell,
     fresh_server_fixture,  # noqa: F401  (fixture `fresh_server`)
     kept_tokens,
 )
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.testing.v1 import AppTest
 
 from embspace.hosting import HostingPolicy
 from embspace.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES
@@ -173,8 +168,10 @@ def test_gated_mlp_shows_the_up_projection(app, tiny_model):
 
 def test_two_sessions_share_one_model(app):
     from dashboard import cache
+    from dashboard.state import ModelChoice
 
-    shared = cache.load_model(DEFAULT_MODEL, None, "auto", DEFAULT_WEIGHT_BUDGET_BYTES, HostingPolicy())
+    choice = ModelChoice(DEFAULT_MODEL, None, "auto", DEFAULT_WEIGHT_BUDGET_BYTES)
+    shared = cache.load_model(choice, HostingPolicy())
     first = app("pages/vo.py", k="3", pairs="3")
     second = app("pages/qk.py", k="3", pairs="3", layer="4")
     first.number_input(key="head").set_value(6).run()
@@ -183,15 +180,4 @@ def test_two_sessions_share_one_model(app):
     assert first.number_input(key="layer").value == 0 and second.number_input(key="layer").value == 4
     assert second.number_input(key="head").value == 0  # sessions do not leak into each other
     # Both sessions used the one cached model: it was neither reopened nor copied.
-    assert cache.load_model(DEFAULT_MODEL, None, "auto", DEFAULT_WEIGHT_BUDGET_BYTES, HostingPolicy()) is shared
-
-
-def test_first_visit_of_a_fresh_server_runs_the_entry_point(fresh_server, monkeypatch):
-    """A fresh server runs a page named in the URL alone (legacy pages/ mode); the page runs app.py instead."""
-    monkeypatch.setattr(app_test_module, "PagesManager", PagesManager)
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.query_params.update(layer="2", k="4", pairs="3")
-    at.switch_page("pages/vo.py").run()
-    assert_clean(at)
-    assert at.number_input(key="k").value == 4  # the sidebar was drawn
-    assert at.number_input(key="layer").value == 2 and len(at.dataframe[0].value) == 4
+    assert cache.load_model(choice, HostingPolicy()) is shared

@@ -20,6 +20,7 @@ from browser import (
     grid_rows,
     open_view,
     plot_traces,
+    streamlit_server,
     wait_until_idle,
 )
 
@@ -69,6 +70,21 @@ def test_start_page(app_page, app_server):
         expect(page.get_by_test_id("stSidebarNav").get_by_role("link", name=name)).to_be_visible()
     assert_no_exception(page)
     full_page_screenshot(page, "about")
+
+
+def test_first_request_of_a_fresh_server_may_name_a_page(app_page, tmp_path):
+    """Streamlit runs a page named in a fresh server's first URL without app.py (legacy pages/ mode):
+    the page reruns through the entry point, so the sidebar and the page's own settings are there."""
+    page = app_page
+    with streamlit_server(tmp_path) as fresh:
+        open_view(page, fresh, "/vo?layer=2&head=5&k=4&pairs=3", ready=PLOT)
+        expect(page.locator("h1").first).to_have_text("W_VO: what a head copies")
+        expect(number_input(page, "Layer")).to_have_value("2")
+        expect(number_input(page, "Head")).to_have_value("5")
+        expect(number_input(page, "Rows per table", sidebar=True)).to_have_value("4")
+        expect(page.get_by_test_id("stSidebarNav").get_by_role("link")).to_have_count(7)  # app.py's page list
+        assert len(grid_rows(page)) == 1 + 4  # the header row, then k rows
+        assert_no_exception(page)
 
 
 def test_neurons_page(app_page, app_server):

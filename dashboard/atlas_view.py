@@ -1,0 +1,112 @@
+"""Views answered from the model's atlas: stored candidates under the sidebar's filters, or None.
+
+A page asks `page_atlas(model, table, layer)` whether to read the atlas (one found for this model,
+holding that layer, and the page's "Answer from the atlas" toggle on), then reads its view with
+the cached calls below. A view whose filters leave fewer than k stored candidates is incomplete:
+`offer_live` says so and turns the toggle off with one click (the exact live computation).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import urlstate
+from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation
+from dashboard.state import ViewSettings
+from embspace.atlas import Atlas, filter_pairs, filter_tokens, find_atlas
+from embspace.model import EmbeddingSpaceModel
+
+ATLAS_KEY = "atlas"  # the toggle's key and URL parameter (atlas=false: compute live)
+ATLAS_HASH_FUNCS = {**HASH_FUNCS, Atlas: lambda atlas: (str(atlas.directory), atlas.manifest.get("created"))}
+
+
+@st.cache_resource(max_entries=2, show_spinner=False, hash_funcs=HASH_FUNCS)
+def model_atlas(model: EmbeddingSpaceModel) -> Atlas | None:
+    """The atlas built for this model (atlases/ beside the app or $EMBSPACE_ATLAS_DIR), or None."""
+    return find_atlas(model)
+
+
+def page_atlas(model: EmbeddingSpaceModel, table: str, layer: int | None = None) -> Atlas | None:
+    """The atlas this view reads, or None (no atlas, `layer` not built, or the page's toggle off)."""
+    atlas = model_atlas(model)
+    if atlas is None or (layer is not None and layer not in atlas.layers(table)):
+        return None
+    use = urlstate.widget(
+        st.toggle,
+        "Answer from the atlas",
+        key=ATLAS_KEY,
+        default=True,
+        help=f"Read this view from the precomputed atlas in `{atlas.directory}` (top {atlas.k} per view, "
+        "filtered here) instead of computing it live.",
+    )
+    return atlas if use else None
+
+
+def _use_live() -> None:
+    st.session_state[ATLAS_KEY] = False
+
+
+def offer_live(atlas: Atlas, what: str, shown: int, k: int) -> None:
+    """Say that the atlas cannot give the exact top k under these filters, with a button to compute it."""
+    st.warning(
+        f"The atlas stores the top {atlas.k} {what} of this view; {shown} of them pass the sidebar's filters, "
+        f"fewer than the {k} asked for (or the filters keep tokens the atlas never stored, like special tokens).",
+        icon=":material/filter_alt:",
+    )
+    st.button(f"Compute the exact top {k} live", icon=":material/bolt:", on_click=_use_live, key="compute_live")
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False, hash_funcs=ATLAS_HASH_FUNCS)
+def stored_head_pairs(
+    settings: ViewSettings, atlas: Atlas, kind: str, layer: int, head: int, k: int
+) -> tuple[pd.DataFrame, bool]:
+    """(frame like cache.head_pairs, complete for settings.k) from the atlas: rank, row_token, col_token,
+    score, row_id, col_id of the best k stored pairs that pass the filters."""
+    note_computation("atlas_head_pairs", kind, layer, head, k, settings.filter_spec)
+    model = settings.model
+    stored = atlas.head_pairs(kind, layer, head, sign="-" if settings.negative else "+")
+    wanted = filter_pairs(stored, model, k, settings.vocab_filter, settings.pair_filter, atlas_k=atlas.k)
+    table = filter_pairs(stored, model, settings.k, settings.vocab_filter, settings.pair_filter, atlas_k=atlas.k)
+    frame = wanted.frame
+    display = model.vocab.display
+    frame.insert(1, "row_token", [display(int(i)) for i in frame["row_id"]])
+    frame.insert(2, "col_token", [display(int(i)) for i in frame["col_id"]])
+    return frame[["rank", "row_token", "col_token", "score", "row_id", "col_id"]], table.complete
+
+
+# A neuron's vectors as stored (always the most positive), and, for "most negative", the stored
+# vector whose top tokens they are: the most negative K·E are the top of -K·E, scores negated.
+NEGATIVE_SOURCE = {"K": "-K", "V": "-V", "-K": "K", "-V": "V"}
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False, hash_funcs=ATLAS_HASH_FUNCS)
+def stored_neuron_tables(
+    settings: ViewSettings, atlas: Atlas, layer: int, neuron: int, k: int
+) -> tuple[dict[str, pd.DataFrame], bool]:
+    """({"K", "V", "-K", "-V": frame like cache.neuron_tables}, complete for settings.k) from the atlas."""
+    note_computation("atlas_neuron_tables", layer, neuron, k, settings.filter_spec)
+    model = settings.model
+    stored = atlas.neuron_tokens(layer, neuron)
+    tables, complete = {}, True
+    for name, source in NEGATIVE_SOURCE.items():
+        frame = stored[source if settings.negative else name]
+        if settings.negative:
+            frame = frame.assign(score=-frame["score"])
+        view = filter_tokens(frame, model, k, settings.vocab_filter, atlas_k=atlas.k)
+        complete &= filter_tokens(frame, model, settings.k, settings.vocab_filter, atlas_k=atlas.k).complete
+        top = view.frame
+        top.insert(1, "token", [model.vocab.display(int(i)) for i in top["token_id"]])
+        tables[name] = top[["rank", "token", "score", "token_id"]].astype({"score": "float64"})
+    return tables, complete
+
+
+@st.cache_data(max_entries=16, show_spinner=False, hash_funcs=ATLAS_HASH_FUNCS)
+def stored_copying_scores(model: EmbeddingSpaceModel, atlas: Atlas):
+    """Copying score of every head, float64 [n_layers, n_heads], from the atlas; None unless every layer is in it."""
+    heads = atlas.head_scores()
+    n_layers, n_heads = model.shape.n_layers, model.shape.n_heads
+    if len(heads) != n_layers * n_heads:
+        return None
+    grid = heads.pivot(index="layer", columns="head", values="copying_score")
+    return grid.reindex(index=range(n_layers), columns=range(n_heads)).to_numpy(dtype="float64")

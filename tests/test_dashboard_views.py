@@ -1,0 +1,75 @@
+"""The dashboard's pure helpers: pair tokens for the scatter, search links, heatmap clicks, the model card."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pandas as pd
+
+from dashboard.head_view import pair_tokens
+from dashboard.render import clicked_cell, copying_heatmap
+from dashboard.search_view import results_table, view_link
+from dashboard.sidebar import model_card_markdown
+from embspace.model import open_model
+
+
+def test_pair_tokens_keeps_each_token_once_per_side_with_its_best_score():
+    pairs = pd.DataFrame(
+        {
+            "row_token": ["a", "a", "b"],
+            "col_token": ["x", "y", "x"],
+            "score": [3.0, 2.0, 1.0],
+            "row_id": [1, 1, 2],
+            "col_id": [10, 11, 10],
+        }
+    )
+    tokens = pair_tokens(pairs)
+    assert tokens.to_dict("records") == [
+        {"token_id": 1, "token": "a", "score": 3.0, "group": "row token"},
+        {"token_id": 2, "token": "b", "score": 1.0, "group": "row token"},
+        {"token_id": 10, "token": "x", "score": 3.0, "group": "column token"},
+        {"token_id": 11, "token": "y", "score": 2.0, "group": "column token"},
+    ]
+
+
+def test_view_link_opens_the_hits_page_with_the_shared_settings():
+    link = urlparse(view_link("vo-col", 3, 7, {"k": "12", "ascii": "true"}))
+    assert link.path == "/vo"
+    assert parse_qs(link.query) == {"k": ["12"], "ascii": ["true"], "layer": ["3"], "head": ["7"]}
+    assert urlparse(view_link("neuron-K", 1, 900, {})).path == "/neurons"
+    assert parse_qs(urlparse(view_link("neuron-K", 1, 900, {})).query)["neuron"] == ["900"]
+
+
+def test_results_table_labels_each_hit_by_its_view():
+    frame = pd.DataFrame(
+        {
+            "kind": ["qk-row", "neuron-V"],
+            "layer": [0, 2],
+            "index": [5, 17],
+            "token": ["kot", "kot"],
+            "rank": [1, 4],
+            "score": [0.5, 0.25],
+            "partner_token": ["pies", None],
+        }
+    )
+    shown = results_table(frame, {}, {("qk", 0, 5): "animals"})
+    assert list(shown["label"]) == ["animals", ""]
+    assert list(shown["best partner"]) == ["pies", ""]
+    assert shown["open"][1] == "/neurons?layer=2&neuron=17"
+
+
+def test_a_click_anywhere_on_a_heatmap_cell_names_its_layer_and_head():
+    assert clicked_cell({"selection": {"points": [{"x": 7.0, "y": 2.0}]}}) == (2, 7)
+    assert clicked_cell({"selection": {"points": []}}) is None
+    assert clicked_cell(None) is None
+    scores = np.array([[0.5, -0.25], [np.nan, 1.0]])
+    overlay = copying_heatmap(scores).data[1]
+    assert [(int(x), int(y)) for x, y in zip(overlay.x, overlay.y, strict=True)] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+
+
+def test_model_card_says_which_embedding_was_read(tiny_model):
+    untied = open_model(str(tiny_model("gpt_neox")), embedding="output")
+    card = model_card_markdown(untied.info)
+    assert "| Embedding E | output (LM head), separate from the input |" in card
+    assert "| Layers | 2 |" in card
