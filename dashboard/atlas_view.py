@@ -8,13 +8,20 @@ the cached calls below. A view whose filters leave fewer than k stored candidate
 
 from __future__ import annotations
 
+import os
+import re
+import time
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from dashboard import urlstate
 from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation
 from dashboard.state import ViewSettings
-from embspace.atlas import Atlas, filter_pairs, filter_tokens, find_atlas
+from embspace.atlas import DEFAULT_K, Atlas, build_atlas, filter_pairs, filter_tokens, find_atlas
+from embspace.atlas.read import APP_ATLASES, ATLAS_DIR_ENV
+from embspace.hosting import HostingPolicy
 from embspace.model import EmbeddingSpaceModel
 
 ATLAS_KEY = "atlas"  # the toggle's key and URL parameter (atlas=false: compute live)
@@ -110,3 +117,39 @@ def stored_copying_scores(model: EmbeddingSpaceModel, atlas: Atlas):
         return None
     grid = heads.pivot(index="layer", columns="head", values="copying_score")
     return grid.reindex(index=range(n_layers), columns=range(n_heads)).to_numpy(dtype="float64")
+
+
+BUILD_LIMIT_BYTES = 600_000_000  # "small models": weights up to this size build in minutes on a CPU
+BUILD_K = DEFAULT_K
+
+
+def atlas_directory(model: EmbeddingSpaceModel) -> Path:
+    """Where the Start page builds this model's atlas: $EMBSPACE_ATLAS_DIR, else atlases/ beside the app."""
+    root = Path(os.environ.get(ATLAS_DIR_ENV) or APP_ATLASES)
+    name = re.sub(r"[^A-Za-z0-9._]+", "-", f"{model.info.source}-{model.info.embedding}").strip("-.")
+    return root / name[-100:]
+
+
+def missing_layers(atlas: Atlas, model: EmbeddingSpaceModel) -> list[int]:
+    """Layers a partial atlas lacks (in any of its tables)."""
+    built = set(atlas.layers("pairs")) & set(atlas.layers("neurons")) & set(atlas.layers("heads"))
+    return [layer for layer in range(model.shape.n_layers) if layer not in built]
+
+
+def build_with_progress(model: EmbeddingSpaceModel, directory: Path, k: int, layers: list[int]) -> None:
+    """Build `layers` of the atlas of `model` in `directory` one at a time, with a progress bar and ETA.
+
+    Each layer is a resumable build of its own: a build stopped by leaving the page keeps finished layers."""
+    bar = st.progress(0.0, text=f"Building the atlas in {directory}: layer {layers[0]} …")
+    started = time.monotonic()
+    for done, layer in enumerate(layers, start=1):
+        build_atlas(model, directory, k=k, layers=[layer], progress=False)
+        left = (time.monotonic() - started) / done * (len(layers) - done)
+        bar.progress(done / len(layers), text=f"{done} of {len(layers)} layers built; about {left:.0f} s left")
+    bar.empty()
+    model_atlas.clear()
+
+
+def can_build_here(model: EmbeddingSpaceModel, policy: HostingPolicy) -> bool:
+    """The Start page offers a build for small models, never on a public (hosted) server."""
+    return not policy.hosted and model.info.weight_bytes <= BUILD_LIMIT_BYTES

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from app_harness import app_fixture, assert_clean, fresh_server_fixture  # noqa: F401
 
-from embspace.atlas import build_atlas
+from embspace.atlas import Atlas, build_atlas
 from embspace.model import open_model
 from embspace.projections import copying_scores, head_top_pairs, neuron_top_tokens
 from embspace.sources import DEFAULT_MODEL
@@ -118,3 +120,33 @@ def test_the_toggle_turns_the_atlas_off(atlas_app):
     assert_clean(at)
     assert not from_atlas(at) and not at.warning
     assert len(at.dataframe[0].value) == 3
+
+
+def test_start_page_builds_the_layers_a_partial_atlas_lacks(app, minilm_atlas, tmp_path, monkeypatch):
+    model, root = minilm_atlas
+    shutil.copytree(root / "minilm", tmp_path / "minilm")  # the shared fixture stays a one-layer atlas
+    monkeypatch.setenv("EMBSPACE_ATLAS_DIR", str(tmp_path))
+    at = app("pages/about.py")
+    assert_clean(at)
+    at.button(key="build_atlas").click().run(timeout=300)
+    assert_clean(at)
+    assert Atlas.open(tmp_path / "minilm").layers("pairs") == list(range(model.shape.n_layers))
+    assert not [b for b in at.button if b.key == "build_atlas"]  # nothing left to build
+    at.switch_page("pages/vo.py").run()
+    at.number_input(key="layer").set_value(4)
+    at.number_input(key="k").set_value(5)
+    at.number_input(key="pairs").set_value(5).run()
+    assert from_atlas(at)
+    live = head_top_pairs(model, "vo", 4, 0, 5)
+    np.testing.assert_allclose(at.dataframe[0].value["score"].head(5), live.scores, rtol=1e-5)
+
+
+def test_start_page_offers_a_build_only_off_a_public_server(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBSPACE_ATLAS_DIR", str(tmp_path))
+    at = app("pages/about.py")
+    assert_clean(at)
+    assert str(tmp_path) in at.button(key="build_atlas").label and at.number_input[0].value == 200
+    monkeypatch.setenv("EMBSPACE_HOSTED", "1")
+    hosted = app("pages/about.py")
+    assert_clean(hosted)
+    assert not [b for b in hosted.button if b.key == "build_atlas"]
