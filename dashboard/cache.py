@@ -25,7 +25,14 @@ from dashboard.state import ModelChoice, ViewSettings, model_key
 from embspace.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
 from embspace.hosting import HostingPolicy
 from embspace.model import EmbeddingSpaceModel
-from embspace.projections import copying_score, copying_scores, embedding_gram, head_top_pairs, neuron_top_tokens
+from embspace.projections import (
+    PairTable,
+    copying_score,
+    copying_scores,
+    embedding_gram,
+    head_top_pairs,
+    neuron_top_tokens,
+)
 from embspace.scatter import scatter_frame, tsne_coordinates
 
 RESULT_ENTRIES = 512  # results are small (k rows); bounded anyway for a long-running server
@@ -144,6 +151,24 @@ def head_pairs(settings: ViewSettings, kind: str, layer: int, head: int, k: int)
     table = head_top_pairs(
         settings.model, kind, layer, head, k, settings.vocab_filter, settings.pair_filter, settings.negative
     )
+    return pairs_frame(table)
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Finding the token's partners …", hash_funcs=HASH_FUNCS)
+def token_partners(
+    settings: ViewSettings, kind: str, layer: int, head: int, token: int, side: str, k: int
+) -> pd.DataFrame:
+    """The head's top pairs with `token` as the row (side "row") or the column ("col"); like head_pairs."""
+    model = settings.model
+    only = {f"{side}_token": token}
+    table = head_top_pairs(
+        model, kind, layer, head, k, settings.vocab_filter, settings.pair_filter, settings.negative, **only
+    )
+    return pairs_frame(table)
+
+
+def pairs_frame(table: PairTable) -> pd.DataFrame:
+    """rank, row_token, col_token, score (float64), row_id, col_id of a PairTable."""
     return pd.DataFrame(
         {
             "rank": np.arange(1, len(table.scores) + 1),

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, atlas_view, cache, pickers, render, state
+from dashboard import annotations_ui, atlas_view, cache, pickers, render, state, urlstate
 from dashboard.pickers import ScatterOptions
 from dashboard.state import ViewSettings
+from embspace.errors import EmbspaceError
 from embspace.heads import HEAD_KINDS, HeadKind
+from embspace.search import query_tokens
 from embspace.tokens import DISPLAY_CONVENTION
 
 DEFAULT_PAIRS_PLOTTED = 30
@@ -87,6 +89,7 @@ def head_page(kind: str) -> None:
         pairs_table(spec, settings, pairs, score, stem)
     with plot_column:
         pairs_scatter(settings, pairs, plot, f"Layer {layer}, head {head}", stem)
+    token_in_head(settings, spec, layer, head)
 
 
 def head_pairs(settings: ViewSettings, kind: str, layer: int, head: int, k: int) -> pd.DataFrame:
@@ -101,6 +104,38 @@ def head_pairs(settings: ViewSettings, kind: str, layer: int, head: int, k: int)
     else:
         atlas_view.offer_live(atlas, "pairs", min(len(pairs), settings.k), settings.k)
     return pairs
+
+
+def token_in_head(settings: ViewSettings, spec: HeadPage, layer: int, head: int) -> None:
+    """A typed word's (or a search hit's) best partners in this head, as a row and as a column."""
+    word = urlstate.widget(
+        st.text_input,
+        "A token in this head",
+        key="token",
+        default="",
+        placeholder="e.g. king, ##ing",
+        help="Its best partners in this head, whether or not it is among the head's top pairs overall. "
+        "A word the tokenizer splits shows each of its tokens (the first three).",
+    )
+    if not word.strip():
+        return
+    try:
+        (found,) = query_tokens(settings.model, [word])
+    except EmbspaceError as err:
+        st.warning(str(err))
+        return
+    for token_id, token in list(zip(found.token_ids, found.tokens, strict=True))[:3]:
+        st.subheader(f"{token} (token {token_id}) in this head")
+        as_row, as_column = st.columns(2)
+        for column, side, fixed, partner in (
+            (as_row, "row", spec.rows, spec.columns),
+            (as_column, "col", spec.columns, spec.rows),
+        ):
+            pairs = cache.token_partners(settings, spec.kind.name, layer, head, token_id, side, settings.k)
+            with column:
+                st.caption(f"As the {fixed}: its best partners ({partner})")
+                shown = {"rank": "rank", "col_token" if side == "row" else "row_token": partner, "score": "score"}
+                render.table(pairs, f"{spec.kind.name}-layer{layer}-head{head}-{side}-{token_id}", shown=shown)
 
 
 def how_to_read(spec: HeadPage, vocab_size: int) -> str:

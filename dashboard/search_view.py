@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard.atlas_view import model_atlas
 from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation
+from dashboard.pickers import LAYER_KEY
 from dashboard.state import ViewSettings
 from embspace.model import EmbeddingSpaceModel
 from embspace.search import SearchIndex, query_tokens, search
@@ -45,7 +46,10 @@ def hits_frame(settings: ViewSettings, words: tuple[str, ...], limit: int) -> pd
         index=search_index(model),
     )
     columns = ["kind", "layer", "index", "token", "rank", "score", "partner_token", "token_id", "source"]
-    return pd.DataFrame([hit.as_dict() for hit in found], columns=[*columns, "partner_id"])[columns]
+    frame = pd.DataFrame([hit.as_dict() for hit in found], columns=[*columns, "partner_id"])[columns]
+    # The tokenizer's own string ("Ġking", "##ing"): a head page's "token" parameter finds exactly this token.
+    frame["vocab_token"] = model.tokenizer.convert_ids_to_tokens([int(i) for i in frame["token_id"]])
+    return frame
 
 
 def split_words(model: EmbeddingSpaceModel, words: list[str]) -> list[tuple[str, list[str]]]:
@@ -53,10 +57,20 @@ def split_words(model: EmbeddingSpaceModel, words: list[str]) -> list[tuple[str,
     return [(word.word, list(word.tokens)) for word in query_tokens(model, words)]
 
 
-def view_link(kind: str, layer: int, index: int, shared: dict[str, str]) -> str:
+def view_params(kind: str, layer: int, index: int, shared: dict[str, str], vocab_token: str | None = None) -> dict:
+    """The query parameters of a hit's view: the sidebar's settings, the layer and unit, and for a head
+    the token (so its page lists the token's best partners there)."""
+    view, unit = VIEW_OF_KIND[kind.split("-")[0]]
+    params = {**shared, LAYER_KEY: layer, unit: index}
+    if view != "neurons" and vocab_token:
+        params["token"] = vocab_token
+    return params
+
+
+def view_link(kind: str, layer: int, index: int, shared: dict[str, str], vocab_token: str | None = None) -> str:
     """The address of a hit's page with the view set and the sidebar's settings kept."""
-    page, unit = VIEW_OF_KIND[kind.split("-")[0]]
-    return f"/{page}?" + urlencode({**shared, "layer": layer, unit: index})
+    page, _ = VIEW_OF_KIND[kind.split("-")[0]]
+    return f"/{page}?" + urlencode(view_params(kind, layer, index, shared, vocab_token))
 
 
 def best_links(frame: pd.DataFrame, shared: dict[str, str]) -> None:
@@ -66,7 +80,8 @@ def best_links(frame: pd.DataFrame, shared: dict[str, str]) -> None:
         label = (
             f"{WHERE[hit.kind].split(':')[0]} — layer {hit.layer}, {unit} {hit.index}: {hit.token} (rank {hit.rank})"
         )
-        st.page_link(f"pages/{page}.py", label=label, query_params={**shared, "layer": hit.layer, unit: hit.index})
+        params = view_params(hit.kind, hit.layer, hit.index, shared, getattr(hit, "vocab_token", None))
+        st.page_link(f"pages/{page}.py", label=label, query_params=params)
 
 
 def results_table(frame: pd.DataFrame, shared: dict[str, str], labels: dict | None = None) -> pd.DataFrame:
@@ -74,6 +89,7 @@ def results_table(frame: pd.DataFrame, shared: dict[str, str], labels: dict | No
 
     labels: {(view kind "neuron"|"vo"|"qk", layer, index): label} of the annotated views."""
     labels = labels or {}
+    vocab_tokens = frame["vocab_token"] if "vocab_token" in frame else [None] * len(frame)
     views = zip(frame["kind"].str.split("-").str[0], frame["layer"], frame["index"], strict=True)
     return pd.DataFrame(
         {
@@ -86,8 +102,10 @@ def results_table(frame: pd.DataFrame, shared: dict[str, str], labels: dict | No
             "best partner": frame["partner_token"].fillna(""),
             "label": [labels.get((kind, int(layer), int(index)), "") for kind, layer, index in views],
             "open": [
-                view_link(kind, int(layer), int(index), shared)
-                for kind, layer, index in zip(frame["kind"], frame["layer"], frame["index"], strict=True)
+                view_link(kind, int(layer), int(index), shared, token)
+                for kind, layer, index, token in zip(
+                    frame["kind"], frame["layer"], frame["index"], vocab_tokens, strict=True
+                )
             ],
         }
     )

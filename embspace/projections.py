@@ -138,10 +138,15 @@ def head_top_pairs(
     vocab_filter: VocabFilter | None = None,
     pair_filter: PairFilter | None = None,
     negative: bool = False,
+    *,
+    row_token: int | None = None,
+    col_token: int | None = None,
 ) -> PairTable:
     """Exact top-k (row token, column token) pairs of W_VO or W_QK under the filters.
 
     kind: "vo"/"qk" or a HeadKind; the table's `kind` is always the name.
+    row_token / col_token: only pairs with this token id as the row (column): its best partners,
+    the partners under the filters, the token itself whatever they say (it was asked for by name).
     """
     kind = head_kind(kind).name
     left, right = head_factors(model, kind, layer, head)
@@ -151,8 +156,8 @@ def head_top_pairs(
         left,
         right,
         k,
-        row_mask=mask,
-        col_mask=mask,
+        row_mask=mask if row_token is None else _only(row_token, mask.shape[0]),
+        col_mask=mask if col_token is None else _only(col_token, mask.shape[0]),
         same_groups=pair_filter.same_groups(model.vocab),
         exclude=pair_filter.near_identical(model.vocab),
         negative=negative,
@@ -168,6 +173,14 @@ def head_top_pairs(
         col_tokens=tuple(display(int(i)) for i in found.col_ids),
         scores=found.scores,
     )
+
+
+def _only(token: int, vocab_size: int) -> np.ndarray:
+    """Boolean [vocab] mask holding one token."""
+    check_index("token", token, vocab_size)
+    mask = np.zeros(vocab_size, dtype=bool)
+    mask[token] = True
+    return mask
 
 
 def embedding_gram(model: EmbeddingSpaceModel) -> torch.Tensor:

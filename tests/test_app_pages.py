@@ -154,3 +154,23 @@ def test_overview_scores_every_head_and_a_click_opens_its_w_vo(app, downloads):
     assert at.query_params == {"k": "4", "layer": "3", "head": "5"}
     assert len(at.dataframe[0].value) == 4  # the sidebar's k came along
     assert float(at.metric[0].value) == round(score_3_5, 3)
+
+
+def test_head_page_lists_a_tokens_best_partners_in_that_head(app):
+    """?token=king: the head's best pairs with king as the row and as the column, equal to the engine's."""
+    from embspace.model import open_model
+    from embspace.projections import head_top_pairs
+    from embspace.sources import DEFAULT_MODEL
+
+    at = app("pages/qk.py", layer="2", head="3", k="4", pairs="4", token="king")
+    assert_clean(at)
+    assert any(h.value == "king (token 2332) in this head" for h in at.subheader)
+    model = open_model(DEFAULT_MODEL)
+    as_row, as_column = at.dataframe[1].value, at.dataframe[2].value
+    by_row = head_top_pairs(model, "qk", 2, 3, 4, row_token=2332)
+    by_column = head_top_pairs(model, "qk", 2, 3, 4, col_token=2332)
+    assert list(as_row.iloc[:, 1]) == list(by_row.col_tokens)
+    assert list(as_column.iloc[:, 1]) == list(by_column.row_tokens)
+    at.text_input(key="token").set_value("zzqxjw").run()  # splits into word pieces: one section each, at most 3
+    assert_clean(at)
+    assert 1 <= sum("in this head" in h.value for h in at.subheader) <= 3

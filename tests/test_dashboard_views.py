@@ -73,3 +73,10 @@ def test_model_card_says_which_embedding_was_read(tiny_model):
     card = model_card_markdown(untied.info)
     assert "| Embedding E | output (LM head), separate from the input |" in card
     assert "| Layers | 2 |" in card
+
+
+def test_a_head_hit_links_to_its_page_with_the_token_named():
+    head = parse_qs(urlparse(view_link("qk-row", 1, 2, {}, "Ġking")).query)
+    assert head == {"layer": ["1"], "head": ["2"], "token": ["Ġking"]}
+    neuron = parse_qs(urlparse(view_link("neuron-V", 1, 2, {}, "Ġking")).query)
+    assert "token" not in neuron  # a neuron's page lists its tokens; it has no token parameter

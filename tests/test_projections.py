@@ -181,3 +181,23 @@ def test_neuron_vectors_come_in_display_order(gpt2_model, llama_model):
     assert list(neuron_vectors(gpt2_model, 0, 0)) == ["K", "V", "-K", "-V"] == list(neuron_vector_names(False))
     assert list(neuron_vectors(llama_model, 0, 0)) == ["K", "V", "-K", "-V", "U", "-U"]
     assert list(neuron_top_tokens(llama_model, 0, 0, k=2)) == list(neuron_vector_names(True))
+
+
+@pytest.mark.parametrize("kind", ["vo", "qk"])
+@pytest.mark.parametrize("negative", [False, True])
+def test_one_tokens_best_partners_equal_its_row_and_column_of_the_full_matrix(gpt2_model, kind, negative):
+    """row_token / col_token: the token's row (column) of the full matrix, sorted, partners filtered."""
+    matrix = full_matrix(gpt2_model, kind, 0, 1)
+    keep = gpt2_model.vocab_mask(VocabFilter(only_ascii=True))
+    token = int(np.flatnonzero(~keep)[-1])  # a token the filter drops: asked for by name, it is kept
+    sign = 1.0 if negative else -1.0
+    for side, line in (("row_token", matrix[token]), ("col_token", matrix[:, token])):
+        table = head_top_pairs(
+            gpt2_model, kind, 0, 1, k=7, vocab_filter=VocabFilter(only_ascii=True), negative=negative, **{side: token}
+        )
+        partners = table.col_ids if side == "row_token" else table.row_ids
+        fixed = table.row_ids if side == "row_token" else table.col_ids
+        expected = np.flatnonzero(keep)[np.argsort(sign * line[keep], kind="stable")[:7]]
+        assert set(fixed) == {token}
+        np.testing.assert_allclose(table.scores, line[expected], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(table.scores, line[partners], rtol=1e-4, atol=1e-5)
