@@ -95,32 +95,49 @@ def computations(log: Path, layer: int, head: int) -> int:
     return sum(1 for line in lines if json.loads(line)[:4] == ["head_pairs", "vo", layer, head])
 
 
-async def measure(url: str, sessions: int, log: Path) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by the server process (its threads included)."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+async def measure(url: str, sessions: int, log: Path, server_pid: int, query: str = "") -> dict[str, float]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             await open_views(browser, url, ["/vo?layer=5&head=11"])  # opens the model: not measured
-            alone = await open_views(browser, url, ["/vo?layer=0&head=0"])
+            cpu = cpu_seconds(server_pid)
+            alone = await open_views(browser, url, [f"/vo?layer=0&head=0{query}"])
+            alone_cpu, cpu = cpu_seconds(server_pid) - cpu, cpu_seconds(server_pid)
             heads = [(1 + i // 12, i % 12) for i in range(sessions)]
-            many = await open_views(browser, url, [f"/vo?layer={layer}&head={head}" for layer, head in heads])
-            same = await open_views(browser, url, ["/vo?layer=4&head=7"] * sessions)
+            many = await open_views(browser, url, [f"/vo?layer={layer}&head={head}{query}" for layer, head in heads])
+            many_cpu = cpu_seconds(server_pid) - cpu
+            same = await open_views(browser, url, [f"/vo?layer=4&head=7{query}"] * sessions)
         finally:
             await browser.close()
-    return {"alone": alone, "many": many, "same": same, "same_computed": computations(log, 4, 7)}
+    return {
+        "alone": alone,
+        "many": many,
+        "same": same,
+        "same_computed": computations(log, 4, 7),
+        "alone_cpu": alone_cpu,
+        "many_cpu": many_cpu,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--query", default="", help='appended to every view\'s address, e.g. "&dims=2"')
     args = parser.parse_args()
     log = Path(tempfile.mkdtemp(prefix="embspace-bench-")) / "computations.jsonl"
     process, url = start_server(log)
     sampler = RssSampler(process.pid)
     sampler.start()
     try:
-        result = asyncio.run(measure(url, args.sessions, log))
+        result = asyncio.run(measure(url, args.sessions, log, process.pid, args.query))
     finally:
         sampler.running = False
         _stop(process)
@@ -129,6 +146,8 @@ def main() -> None:
     print(f"| 1 session, uncached W_VO head page drawn | {result['alone']:.1f} s | |")
     print(f"| {n} sessions, {n} different uncached heads, all drawn | {result['many']:.1f} s "
           f"({result['many'] / result['alone']:.2f}x one alone) | <= 3x |")  # fmt: skip
+    print(f"| server CPU for them: one alone / {n} at once | {result['alone_cpu']:.2f} s / {result['many_cpu']:.2f} s "
+          f"({result['many_cpu'] / max(result['many'], 1e-9) * 100:.0f}% of one core over the {n}-session wall time) | |")  # fmt: skip
     print(f"| {n} sessions, the same uncached head, all drawn | {result['same']:.1f} s | |")
     print(f"| times that head was computed | {result['same_computed']} | 1 |")
     print(f"| server peak RSS (process tree, mapped pages included) | {sampler.peak / 1e6:,.0f} MB | < 1500 MB |")

@@ -2,11 +2,13 @@
 
 `neuron_top_tokens` answers one neuron with four matrix-vector products; the atlas needs all of
 them, so here a block of neurons is multiplied by E in one matmul (on CPU or CUDA) and the top
-k of each row is taken with torch.topk (ties ordered by token id, see `top_k_rows`).
+k of each row is taken with torch.topk (ties ordered by token id, see `top_k_rows`). Blocks run
+on `runtime.scan_workers()` threads (torch is single-threaded under the app's and CLI's policy).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +17,7 @@ import torch
 from embspace.devices import resolve_device
 from embspace.filters import VocabFilter
 from embspace.model import EmbeddingSpaceModel
+from embspace.runtime import scan_workers
 
 SCAN_VECTORS = ("K", "V", "-K", "-V")
 BLOCK_NEURONS = 256  # rows per matmul: [256, V] float32 is 51 MB for V = 50k
@@ -43,7 +46,9 @@ class NeuronScanner:
         *,
         device: str | torch.device | None = "cpu",
         block_neurons: int = BLOCK_NEURONS,
+        workers: int | None = None,
     ):
+        """workers: threads for the blocks on CPU (None: runtime.scan_workers())."""
         self.model = model
         self.device = resolve_device(device)
         mask = torch.from_numpy(np.array(model.vocab_mask(vocab_filter)))
@@ -52,16 +57,21 @@ class NeuronScanner:
         self.token_ids = torch.nonzero(mask).flatten().numpy()  # int64 [V_kept], ascending
         self.E = model.E[:, self.token_ids].to(self.device, torch.float32).contiguous()  # [d_model, V_kept]
         self.block_neurons = int(block_neurons)
+        self.workers = 1 if self.device.type != "cpu" else workers or scan_workers()
 
     def scan(self, layer: int) -> LayerNeuronTokens:
         """Every neuron of `layer`: ids and scores per vector in SCAN_VECTORS."""
         weights = self.model.layer(layer)
         ids: dict[str, list[np.ndarray]] = {name: [] for name in SCAN_VECTORS}
         scores: dict[str, list[np.ndarray]] = {name: [] for name in SCAN_VECTORS}
-        for side, matrix in (("K", weights.ffn_keys), ("V", weights.ffn_values)):
-            for start in range(0, matrix.shape[0], self.block_neurons):
-                block = matrix[start : start + self.block_neurons].to(self.device, torch.float32)
-                for name, (top_ids, top_scores) in self._block(side, block).items():
+        jobs = [
+            (side, matrix[start : start + self.block_neurons])
+            for side, matrix in (("K", weights.ffn_keys), ("V", weights.ffn_values))
+            for start in range(0, matrix.shape[0], self.block_neurons)
+        ]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:  # torch releases the GIL in its kernels
+            for found in pool.map(lambda job: self._block(job[0], job[1].to(self.device, torch.float32)), jobs):
+                for name, (top_ids, top_scores) in found.items():
                     ids[name].append(top_ids)
                     scores[name].append(top_scores)
         return LayerNeuronTokens(

@@ -174,3 +174,19 @@ def test_head_page_lists_a_tokens_best_partners_in_that_head(app):
     at.text_input(key="token").set_value("zzqxjw").run()  # splits into word pieces: one section each, at most 3
     assert_clean(at)
     assert 1 <= sum("in this head" in h.value for h in at.subheader) <= 3
+
+
+def test_changing_only_the_plot_options_does_not_recompute_the_table(app, tmp_path, monkeypatch):
+    """Every real pair computation appends a line to $EMBSPACE_COMPUTE_LOG: plot options add none."""
+    log = tmp_path / "computations.jsonl"
+    monkeypatch.setenv("EMBSPACE_COMPUTE_LOG", str(log))
+    at = app("pages/vo.py", layer="1", head="4", k="5", pairs="5")
+    assert_clean(at)
+    assert len(log.read_text().splitlines()) == 1
+    at.radio(key="dims").set_value(2).run()
+    at.toggle(key="normalize").set_value(True).run()
+    at.toggle(key="labels").set_value(True).run()
+    assert_clean(at)
+    assert len(log.read_text().splitlines()) == 1
+    at.number_input(key="head").set_value(5).run()  # a new head is computed: the log can tell
+    assert len(log.read_text().splitlines()) == 2

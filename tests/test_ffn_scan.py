@@ -76,3 +76,13 @@ def test_cuda_scan_equals_cpu_scan(tiny_model):
     for vector in SCAN_VECTORS:
         assert (cpu.token_ids[vector] == gpu.token_ids[vector]).mean() > 0.99
         np.testing.assert_allclose(cpu.scores[vector], gpu.scores[vector], rtol=1e-4, atol=1e-5)
+
+
+def test_a_scan_on_worker_threads_equals_one_thread(tiny_model):
+    """Under the app's policy (torch single-threaded) blocks run on scan_workers() threads, in order."""
+    model = open_model(str(tiny_model("gpt2")))
+    one = NeuronScanner(model, 8, block_neurons=3, workers=1).scan(1)
+    many = NeuronScanner(model, 8, block_neurons=3, workers=4).scan(1)
+    for vector in SCAN_VECTORS:
+        assert (one.token_ids[vector] == many.token_ids[vector]).all()
+        assert (one.scores[vector] == many.scores[vector]).all()
