@@ -127,7 +127,7 @@ def corpus_ids(
     return corpus_token_ids(counts, top_n=top_n)
 
 
-@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Projecting the neuron's vectors on E …", hash_funcs=HASH_FUNCS)
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Projecting the neuron's vectors …", hash_funcs=HASH_FUNCS)
 def neuron_tables(settings: ViewSettings, layer: int, neuron: int, k: int) -> dict[str, pd.DataFrame]:
     """{"K": frame, "V": ..., "-K", "-V" (and "U", "-U")}: each frame has rank, token, score, token_id."""
     tables = neuron_top_tokens(settings.model, layer, neuron, k, settings.vocab_filter, settings.negative)

@@ -72,7 +72,8 @@ def layer_and_unit(model: EmbeddingSpaceModel, unit: str, count: int) -> tuple[i
 
 
 def scatter_options(key: str, label: str, default: int, help: str) -> ScatterOptions:
-    """A row of t-SNE settings: how many top tokens ("points") or pairs ("pairs"), 3D/2D, normalised embeddings, labels."""
+    """A row of t-SNE settings: how many top tokens ("points") or pairs ("pairs") are placed, 3D or 2D,
+    normalised embeddings, labels on points."""
     points_column, dims_column, normalize_column, labels_column = st.columns(4, vertical_alignment="bottom")
     points = urlstate.widget(
         points_column.number_input,

@@ -148,18 +148,7 @@ def copying_heatmap(scores: np.ndarray, labels: np.ndarray | None = None) -> go.
     )
     labelled = np.argwhere(labels != "")
     if len(labelled):
-        fig.add_trace(
-            go.Scatter(
-                x=labelled[:, 1] + 0.33,
-                y=labelled[:, 0] - 0.3,
-                mode="text",
-                text=["✎"] * len(labelled),
-                textfont=dict(size=14),
-                hoverinfo="skip",
-                showlegend=False,
-                name="labelled heads",
-            )
-        )
+        fig.add_trace(_label_marks(labelled))
     fig.update_layout(
         height=max(360, 60 * n_layers + 120),
         margin=dict(l=80, r=20, t=20, b=80),
@@ -172,6 +161,20 @@ def copying_heatmap(scores: np.ndarray, labels: np.ndarray | None = None) -> go.
         plot_bgcolor="white",
     )
     return fig
+
+
+def _label_marks(cells: np.ndarray) -> go.Scatter:
+    """A ✎ in the corner of each labelled cell (cells: int [n, 2] of (layer, head))."""
+    return go.Scatter(
+        x=cells[:, 1] + 0.33,
+        y=cells[:, 0] - 0.3,
+        mode="text",
+        text=["✎"] * len(cells),
+        textfont=dict(size=14),
+        hoverinfo="skip",
+        showlegend=False,
+        name="labelled heads",
+    )
 
 
 def _integer_ticks(count: int) -> dict:

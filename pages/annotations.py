@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, render, state, urlstate
+from dashboard import annotations_ui, pickers, render, state, urlstate
 from embspace.annotations import model_identity
 from embspace.annotations_io import apply_import, export_document, parse_document, plan_import
 from embspace.errors import EmbspaceError
@@ -40,7 +40,7 @@ frame = pd.DataFrame(
         "updated": [a.updated for a in rows],
         "open": [
             f"/{PAGE_OF_KIND[a.kind]}?"
-            + urlencode({**shared, "layer": a.layer, annotations_ui.UNIT_OF_KIND[a.kind]: a.index})
+            + urlencode({**shared, pickers.LAYER_KEY: a.layer, annotations_ui.UNIT_OF_KIND[a.kind]: a.index})
             for a in rows
         ],
     }
