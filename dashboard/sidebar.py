@@ -283,6 +283,8 @@ def model_card_markdown(info: ModelInfo) -> str:
     shape = info.shape
     if info.embedding == "input":
         embedding = "input (word embeddings)" + (", tied to the LM head" if info.tied else "")
+    elif info.embedding == "input-output":
+        embedding = "rows: input (word embeddings); columns: output (LM head)"
     else:
         embedding = "output (LM head)" + (", tied to the input embedding" if info.tied else ", separate from the input")
     heads = f"{shape.n_heads} (d_head {shape.d_head})"

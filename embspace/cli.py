@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--embedding",
         choices=EMBEDDING_CHOICES,
         default="auto",
-        help="input (word) or output (LM head) embedding; auto = output when there is an LM head",
+        help="input (word) or output (LM head) embedding on both sides; auto = output when there is an LM head; "
+        "input-output (untied models) = rows through the input embedding, columns through the LM head",
     )
     model_args.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -56,6 +56,12 @@ class NeuronScanner:
         # Only the kept tokens' columns are multiplied: no masking pass, and a strict filter is cheaper.
         self.token_ids = torch.nonzero(mask).flatten().numpy()  # int64 [V_kept], ascending
         self.E = model.E[:, self.token_ids].to(self.device, torch.float32).contiguous()  # [d_model, V_kept]
+        # V (written to the residual stream) is read through E_out: the LM head under "input-output".
+        self.E_out = (
+            self.E
+            if model.output_rows is model.embedding_rows
+            else model.E_out[:, self.token_ids].to(self.device, torch.float32).contiguous()
+        )
         self.block_neurons = int(block_neurons)
         self.workers = 1 if self.device.type != "cpu" else workers or scan_workers()
 
@@ -82,7 +88,7 @@ class NeuronScanner:
 
     def _block(self, side: str, block: torch.Tensor) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """block: [B, d_model] -> {side: (ids [B, k], scores [B, k]), -side: (...)}."""
-        projected = block @ self.E  # [B, V_kept]
+        projected = block @ (self.E if side == "K" else self.E_out)  # [B, V_kept]
         found = {}
         for name in (side, f"-{side}"):
             values, columns = top_k_rows(projected, self.k)

@@ -22,13 +22,13 @@ Factors = Callable[["EmbeddingSpaceModel", "LayerWeights", int], tuple[torch.Ten
 
 
 def _vo_factors(model: EmbeddingSpaceModel, weights: LayerWeights, head: int) -> tuple[torch.Tensor, torch.Tensor]:
-    # left = Eᵀ W_V^h [V, d_head], right = W_O^h E [d_head, V]
-    return model.embedding_rows @ weights.W_V[head], weights.W_O[head] @ model.E
+    # left = Eᵀ W_V^h [V, d_head], right = W_O^h E [d_head, V] (E_out on the right: see model.E_out)
+    return model.embedding_rows @ weights.W_V[head], weights.W_O[head] @ model.E_out
 
 
 def _qk_factors(model: EmbeddingSpaceModel, weights: LayerWeights, head: int) -> tuple[torch.Tensor, torch.Tensor]:
     # left = Eᵀ W_Q^h [V, d_head], right = W_K^hᵀ E [d_head, V]
-    return model.embedding_rows @ weights.W_Q[head], weights.W_K[head].T @ model.E
+    return model.embedding_rows @ weights.W_Q[head], weights.W_K[head].T @ model.E_out
 
 
 @dataclass(frozen=True)

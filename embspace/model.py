@@ -19,7 +19,8 @@ from embspace.layout import LayerWeights, ModelShape
 from embspace.sources import ProgressFn, ResolvedSource, check_custom_code, resolve_source
 from embspace.tokens import Vocabulary, build_vocabulary, check_tokenizer_files
 
-EMBEDDING_CHOICES = ("auto", "input", "output")
+# "input-output" (untied models): rows read through the input embedding, columns through the LM head.
+EMBEDDING_CHOICES = ("auto", "input", "output", "input-output")
 # Layers kept in memory at once: enough to flip between heads of one layer, bounded for the cloud.
 LAYER_CACHE_SIZE = 2
 MASK_CACHE_SIZE = 8
@@ -37,7 +38,7 @@ class ModelInfo:
     path: str
     origin: str  # "bundled", "local" or "hub"
     shape: ModelShape
-    embedding: str  # "input" or "output"
+    embedding: str  # "input", "output" or "input-output" (rows input, columns output)
     tied: bool  # output embedding is the input embedding
     weight_bytes: int
 
@@ -70,6 +71,7 @@ class EmbeddingSpaceModel:
         reader: TensorReader,
         tokenizer,
         embedding_rows: torch.Tensor,
+        output_rows: torch.Tensor | None = None,
     ):
         self.info = info
         self.shape = info.shape
@@ -78,6 +80,8 @@ class EmbeddingSpaceModel:
         self._reader = reader
         self._adapter = adapter
         self.embedding_rows = embedding_rows  # [vocab, d_model], float32: row t is token t's vector
+        # The columns' side of every V x V matrix: the same tensor unless embedding is "input-output".
+        self.output_rows = embedding_rows if output_rows is None else output_rows  # [vocab, d_model]
         self.vocab: Vocabulary = build_vocabulary(tokenizer, info.shape.vocab_size)
         self._layers: OrderedDict[int, LayerWeights] = OrderedDict()
         self._masks: OrderedDict[VocabFilter, np.ndarray] = OrderedDict()
@@ -88,6 +92,11 @@ class EmbeddingSpaceModel:
     def E(self) -> torch.Tensor:
         """The embedding matrix in the paper's orientation, [d_model, vocab] (a view, no copy)."""
         return self.embedding_rows.T
+
+    @property
+    def E_out(self) -> torch.Tensor:
+        """The columns' embedding matrix, [d_model, vocab]: E itself unless embedding is "input-output"."""
+        return self.output_rows.T
 
     def layer(self, index: int, *, allow_nonfinite: bool = False) -> LayerWeights:
         """Layer `index`'s weights in the canonical layout, read from disk on first use.
@@ -177,6 +186,9 @@ def open_model(
     embedding_name, used, tied = _choose_embedding(adapter, reader, config, embedding, source)
     embedding_rows = reader.get(embedding_name).contiguous()  # [vocab, d_model]
     check_embedding(embedding_rows, shape, config, embedding_name, source)
+    output_rows = (
+        _output_rows(adapter, reader, config, embedding_rows, shape, source) if used == "input-output" else None
+    )
     if shape.vocab_size != embedding_rows.shape[0]:  # padded embeddings: E's rows are the vocabulary
         shape = replace(shape, vocab_size=embedding_rows.shape[0])
     info = ModelInfo(
@@ -189,7 +201,8 @@ def open_model(
         tied=tied,
         weight_bytes=reader.total_bytes,
     )
-    model = EmbeddingSpaceModel(info, config, adapter, reader, load_tokenizer(resolved.path), embedding_rows)
+    tokenizer = load_tokenizer(resolved.path)
+    model = EmbeddingSpaceModel(info, config, adapter, reader, tokenizer, embedding_rows, output_rows)
     if progress:
         progress("Model ready", 1.0)
     return model
@@ -203,11 +216,32 @@ def _choose_embedding(adapter, reader: TensorReader, config: dict, embedding: st
         arch.endswith(LM_HEAD_SUFFIXES) for arch in config.get("architectures") or []
     )
     tied = has_lm_head and output_name is None
+    if embedding == "input-output":
+        if output_name is None:
+            why = "ties its LM head to the input embedding" if tied else "has no LM head (output embedding)"
+            raise EmbspaceError(
+                f"{source} {why}: input-output reads rows and columns through two different matrices; "
+                "use --embedding input."
+            )
+        return input_name, "input-output", tied
     if embedding == "input" or (embedding == "auto" and not has_lm_head):
         return input_name, "input", tied
     if not has_lm_head:
         raise EmbspaceError(f"{source} has no LM head (output embedding) in its checkpoint: use --embedding input.")
     return output_name or input_name, "output", tied
+
+
+def _output_rows(adapter, reader: TensorReader, config: dict, input_rows, shape: ModelShape, source: str):
+    """The LM head [vocab, d_model] for "input-output", checked against the input embedding's shape."""
+    name = adapter.output_embedding_name(reader, config)
+    rows = reader.get(name).contiguous()
+    check_embedding(rows, shape, config, name, source)
+    if rows.shape != input_rows.shape:
+        raise InconsistentModel(
+            f"{source}: the LM head {name} is {tuple(rows.shape)} but the input embedding is "
+            f"{tuple(input_rows.shape)}; input-output needs one row per token in both."
+        )
+    return rows
 
 
 def load_tokenizer(path: Path):

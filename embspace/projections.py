@@ -83,12 +83,15 @@ def top_tokens(
     k: int,
     vocab_filter: VocabFilter | None = None,
     negative: bool = False,
+    *,
+    output_side: bool = False,
 ) -> TokenScores:
     """Top-k tokens of vector · E (vector: [d_model]) among the tokens the filter keeps.
 
     negative: the k most negative scores instead (reported with their real, negative values).
+    output_side: read through model.E_out (the LM head under "input-output"; E otherwise).
     """
-    scores = vector.to(torch.float32) @ model.E  # [vocab]
+    scores = vector.to(torch.float32) @ (model.E_out if output_side else model.E)  # [vocab]
     sign = -1.0 if negative else 1.0
     mask = torch.tensor(model.vocab_mask(vocab_filter))  # a copy: the cached mask is read-only
     ranked = (sign * scores).masked_fill(~mask, float("-inf"))
@@ -108,9 +111,12 @@ def neuron_top_tokens(
     vocab_filter: VocabFilter | None = None,
     negative: bool = False,
 ) -> dict[str, TokenScores]:
-    """Top tokens of K·E, V·E, -K·E, -V·E (and U·E, -U·E for gated MLPs) for one FFN neuron."""
+    """Top tokens of K·E, V·E, -K·E, -V·E (and U·E, -U·E for gated MLPs) for one FFN neuron.
+
+    Under "input-output" K and U (read from the residual stream) go through the input embedding and
+    V (written to it) through the LM head."""
     return {
-        name: top_tokens(model, vec, k, vocab_filter, negative)
+        name: top_tokens(model, vec, k, vocab_filter, negative, output_side=name.endswith("V"))
         for name, vec in neuron_vectors(model, layer, neuron).items()
     }
 
@@ -184,21 +190,23 @@ def _only(token: int, vocab_size: int) -> np.ndarray:
 
 
 def embedding_gram(model: EmbeddingSpaceModel) -> torch.Tensor:
-    """E Eᵀ: [d_model, d_model] float64, the only place the vocabulary enters the copying score.
+    """E_out Eᵀ: [d_model, d_model] float64 (E Eᵀ unless "input-output"), the only place the
+    vocabulary enters the copying score.
 
     Accumulated over blocks of rows: a float64 copy of the whole E would double its memory."""
-    rows = model.embedding_rows  # [V, d_model] float32
+    rows, out_rows = model.embedding_rows, model.output_rows  # [V, d_model] float32 each
     gram = torch.zeros(rows.shape[1], rows.shape[1], dtype=torch.float64)
     for start in range(0, rows.shape[0], GRAM_BLOCK_ROWS):
         block = rows[start : start + GRAM_BLOCK_ROWS].to(torch.float64)
-        gram += block.T @ block
+        out_block = block if out_rows is rows else out_rows[start : start + GRAM_BLOCK_ROWS].to(torch.float64)
+        gram += out_block.T @ block
     return gram
 
 
 def copying_score(model: EmbeddingSpaceModel, layer: int, head: int, gram: torch.Tensor | None = None) -> float:
     """Σλ / Σ|λ| over the eigenvalues λ of the head's OV circuit in vocabulary space (Elhage et al. 2021).
 
-    The nonzero eigenvalues of Eᵀ W_V W_O E ([V, V]) are those of W_O (E Eᵀ) W_V ([d_head, d_head]).
+    The nonzero eigenvalues of Eᵀ W_V W_O E_out ([V, V]) are those of W_O (E_out Eᵀ) W_V ([d_head, d_head]).
     Near 1: the head copies the attended token to the output; near -1: it suppresses it.
     NaN for a head whose W_V or W_O holds NaN/Inf (model.nonfinite_tensors names them), never a made-up 0.
     """

@@ -127,6 +127,11 @@ def search(
     index: SearchIndex | None = None,
 ) -> list[SearchHit]:
     """Hits for every token of `words`: at most `limit` per (token, kind), best first overall."""
+    if model.info.embedding == "input-output":
+        raise EmbspaceError(
+            "token search reads every neuron and head through one embedding matrix: open the model with "
+            "--embedding input or output (the dashboard's sidebar: Embedding matrix E) to search it."
+        )
     unknown = set(kinds) - set(SEARCH_KINDS)
     if unknown:
         raise EmbspaceError(f"unknown search kinds {sorted(unknown)}; choose from {', '.join(SEARCH_KINDS)}.")

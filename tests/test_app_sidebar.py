@@ -181,3 +181,17 @@ def test_two_sessions_share_one_model(app):
     assert second.number_input(key="head").value == 0  # sessions do not leak into each other
     # Both sessions used the one cached model: it was neither reopened nor copied.
     assert cache.load_model(choice, HostingPolicy()) is shared
+
+
+def test_input_output_embedding_reads_rows_and_columns_through_two_matrices(app, tiny_model):
+    from embspace.model import open_model
+    from embspace.projections import head_top_pairs
+
+    path = str(tiny_model("gpt_neox"))
+    at = app("pages/vo.py", model=path, embedding="input-output", layer="1", head="2", k="5", pairs="5")
+    assert_clean(at)
+    assert at.radio(key="embedding").value == "input-output"
+    expected = head_top_pairs(open_model(path, embedding="input-output"), "vo", 1, 2, 5)
+    assert list(at.dataframe[0].value["score"]) == pytest.approx(list(expected.scores), rel=1e-6)
+    bundled = app("pages/vo.py", embedding="input-output")  # MiniLM has no LM head: one message
+    assert not bundled.exception and "no LM head" in bundled.error[0].value

@@ -80,3 +80,10 @@ def test_a_head_hit_links_to_its_page_with_the_token_named():
     assert head == {"layer": ["1"], "head": ["2"], "token": ["Ġking"]}
     neuron = parse_qs(urlparse(view_link("neuron-V", 1, 2, {}, "Ġking")).query)
     assert "token" not in neuron  # a neuron's page lists its tokens; it has no token parameter
+
+
+def test_model_card_of_an_input_output_reading(tiny_model):
+    both = open_model(str(tiny_model("gpt_neox")), embedding="input-output")
+    assert "| Embedding E | rows: input (word embeddings); columns: output (LM head) |" in model_card_markdown(
+        both.info
+    )
