@@ -111,3 +111,19 @@ def test_cli_reads_input_output(neox, capsys):
     assert code == 0 and len(pairs) == 5
     expected = head_top_pairs(neox[2], "vo", LAYER, HEAD, 5)
     np.testing.assert_allclose([p["score"] for p in pairs], expected.scores, rtol=1e-6)
+
+
+def test_an_input_output_atlas_equals_live_computation(neox, tmp_path):
+    from embspace.atlas import Atlas, build_atlas
+
+    model = neox[2]
+    build_atlas(model, tmp_path / "atlas", k=5, layers=[LAYER], progress=False)
+    atlas = Atlas.open(tmp_path / "atlas")
+    assert atlas.manifest["embedding"] == "input-output" and atlas.matches(model)
+    stored = atlas.head_pairs("vo", LAYER, HEAD)
+    live = head_top_pairs(model, "vo", LAYER, HEAD, 5)
+    np.testing.assert_allclose(stored["score"], live.scores, rtol=1e-5)
+    neuron = atlas.neuron_tokens(LAYER, 7)["V"]
+    assert neuron["token_id"].tolist() == neuron_top_tokens(model, LAYER, 7, 5)["V"].token_ids.tolist()
+    heads = atlas.head_scores().set_index(["layer", "head"])
+    assert heads.loc[(LAYER, HEAD), "copying_score"] == pytest.approx(copying_score(model, LAYER, HEAD), abs=1e-9)
