@@ -1,6 +1,6 @@
 """Server-side page runs of the dashboard (bundled MiniLM): what a click costs before the browser draws.
 
-    .venv/bin/python bench/bench_pages.py [--repeats 5]
+    .venv/bin/python bench/bench_pages.py [--repeats 5] [--atlas DIR]
 
 Runs `app.py` in Streamlit's own script runner (streamlit.testing's AppTest, the runner a server
 uses, without the websocket) and times whole script runs:
@@ -9,7 +9,9 @@ uses, without the websocket) and times whole script runs:
 - the same session moving to another uncached head / neuron;
 - a rerun of a view already computed, and a change of the plot's options only (3D <-> 2D), with
   the number of table computations that change caused ($EMBSPACE_COMPUTE_LOG; expected 0);
-- the bytes of the plotly figure sent to the browser.
+- the bytes of the plotly figure sent to the browser;
+- with --atlas DIR (an atlas of the bundled model, e.g. from `python -m embspace atlas build --out
+  DIR`): the same views answered from it (issue 7's target: under 300 ms per view).
 Prints a markdown table (medians over --repeats, each on another head or neuron).
 """
 
@@ -85,15 +87,41 @@ def measure(repeats: int, log: Path) -> list[tuple[str, float | str]]:
     return rows
 
 
+def measure_atlas(repeats: int, atlas: Path) -> list[tuple[str, float | str]]:
+    """New-session and next-view runs of the head and neuron pages answered from `atlas`."""
+    from dashboard import atlas_view
+
+    os.environ["EMBSPACE_ATLAS_DIR"] = str(atlas)
+    atlas_view.model_atlas.clear()  # the runs above cached "no atlas" for this model
+    rows: list[tuple[str, float | str]] = []
+    for page, unit, name in (("pages/vo.py", "head", "W_VO head"), ("pages/neurons.py", "neuron", "FFN neuron")):
+        fresh = []
+        for i in range(repeats):
+            at = app_test(page, layer="3", **{unit: str(20 + i) if unit == "neuron" else str(i)})
+            fresh.append(timed_run(at))
+            if not any("From the atlas" in caption.value for caption in at.caption):
+                raise RuntimeError(f"the {name} page did not answer from {atlas}")
+        rows.append((f"from the atlas: new session, {name} not viewed before, s (median)", statistics.median(fresh)))
+        moved = []
+        for i in range(1, repeats + 1):
+            at.number_input(key=unit).set_value(40 + i if unit == "neuron" else 6 + i)
+            moved.append(timed_run(at))
+        rows.append((f"from the atlas: same session, next {name}, s (median)", statistics.median(moved)))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--atlas", type=Path, help="an atlas of the bundled model: also time views answered from it")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "computations.log"
         os.environ["EMBSPACE_COMPUTE_LOG"] = str(log)
         rows = measure(args.repeats, log)
+        if args.atlas:
+            rows += measure_atlas(args.repeats, args.atlas)
     print(f"\nServer-side page runs, bundled MiniLM, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}\n")
     print("| what | value |\n|---|---|")
     for what, value in rows:
