@@ -300,7 +300,9 @@ class AnnotationStore:
         return next((a for a in self.seed if a.key == key), None)
 
     def list(self, model_id: str, revision: str | None) -> list[Annotation]:
-        """Every annotation of one model (stored rows, then seed rows of views with no stored row), by kind, layer, index."""
+        """Every annotation of one model, by kind, layer, index.
+
+        Stored rows first, then seed rows of views that have no stored row."""
         revision = revision or ""
         with self._reading() as conn:
             rows = [] if conn is None else _select_model(conn, model_id, revision)
@@ -414,7 +416,9 @@ class AnnotationStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT (the write lock taken up front, so compare-and-set is atomic); rolled back on error."""
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on error.
+
+        The write lock is taken up front, so a compare-and-set inside is atomic."""
         try:
             with closing(sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)) as conn:
                 conn.execute("BEGIN IMMEDIATE")

@@ -29,14 +29,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog="python -m embspace",
-        description="Read transformer weights in the vocabulary (Dar et al., ACL 2023).",
-    )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def model_arguments() -> argparse.ArgumentParser:
+    """The arguments every command that opens a model shares: the model, revision, embedding, --json."""
     model_args = argparse.ArgumentParser(add_help=False)
     model_args.add_argument(
         "model", nargs="?", default=DEFAULT_MODEL, help=f"hub id or local directory (default: {DEFAULT_MODEL}, bundled)"
@@ -50,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "input-output (untied models) = rows through the input embedding, columns through the LM head",
     )
     model_args.add_argument("--json", action="store_true", help="machine-readable output")
+    return model_args
 
+
+def filter_arguments() -> argparse.ArgumentParser:
+    """The vocabulary and pair filters of the commands that print tokens or pairs."""
     filter_args = argparse.ArgumentParser(add_help=False)
     filter_args.add_argument("--k", type=int, default=30, help=f"how many tokens/pairs (default 30, at most {MAX_K:,})")
     filter_args.add_argument("--only-ascii", action="store_true", help="keep ASCII tokens only")
@@ -76,7 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     filter_args.add_argument("--exclude-same", action="store_true", help="drop pairs of identical (normalised) tokens")
     filter_args.add_argument("--exclude-fuzzy", action="store_true", help="drop pairs of near-identical tokens")
     filter_args.add_argument("--negative", action="store_true", help="most negative instead of most positive")
+    return filter_args
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python -m embspace",
+        description="Read transformer weights in the vocabulary (Dar et al., ACL 2023).",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    model_args, filter_args = model_arguments(), filter_arguments()
     commands.add_parser("info", parents=[model_args], help="architecture and sizes")
     neuron = commands.add_parser(
         "neuron", parents=[model_args, filter_args], help="top tokens of an FFN neuron's K, V, -K, -V"

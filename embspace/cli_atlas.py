@@ -113,6 +113,5 @@ def run_search(args, model: EmbeddingSpaceModel) -> None:
             for h in mine:
                 partner = f"  pair with {h.partner_token}" if h.partner_token is not None else ""
                 unit = "neuron" if kind.startswith("neuron") else "head"
-                print(
-                    f"  {h.token:<14} layer {h.layer:>2} {unit} {h.index:<5} rank {h.rank:<6} score {h.score:+.4f}{partner}"
-                )
+                where = f"layer {h.layer:>2} {unit} {h.index:<5}"
+                print(f"  {h.token:<14} {where} rank {h.rank:<6} score {h.score:+.4f}{partner}")

@@ -92,7 +92,8 @@ def _encode(model: EmbeddingSpaceModel, text: str) -> list[int]:
 class SearchIndex:
     """Every layer's FFN keys and values stacked in memory, so a search never rereads the weights.
 
-    keys, values: float32 [n_layers * d_ff, d_model] (GPT-2 medium: 403 MB each; MiniLM: 14 MB each). Build once per model (the dashboard caches it) and search many times.
+    keys, values: float32 [n_layers * d_ff, d_model] (GPT-2 medium: 403 MB each; MiniLM: 14 MB each).
+    Build once per model (the dashboard caches it) and search many times.
     """
 
     def __init__(self, model: EmbeddingSpaceModel):
@@ -264,7 +265,9 @@ def neuron_ranks_brute_force(weights: torch.Tensor, E: torch.Tensor, mask: np.nd
 
 def _head_maps(model: EmbeddingSpaceModel, kind: str, layer: int):
     """(as_row, as_col) for every head of a layer, W = Eᵀ A B E with A [h, d, dh], B [h, dh, d]:
-    as_row(x [h, d]) = x A B (so W[t, c] = as_row(e_t) · e_c); as_col(y [h, d]) = A B y (W[r, t] = e_r · as_col(e_t))."""
+    as_row(x [h, d]) = x A B (so W[t, c] = as_row(e_t) · e_c);
+    as_col(y [h, d]) = A B y (so W[r, t] = e_r · as_col(e_t)).
+    """
     weights = model.layer(layer)
     A, B = (weights.W_V, weights.W_O) if kind == "vo" else (weights.W_Q, weights.W_K.transpose(1, 2))
 

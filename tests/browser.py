@@ -312,7 +312,10 @@ def grid_overflow(page, index: int = 0) -> dict[str, int]:
         """(index) => {
             const grid = document.querySelectorAll('[data-testid="stDataFrame"]')[index];
             const scroller = grid.querySelector('.dvn-scroller');
-            return {width: scroller.scrollWidth - scroller.clientWidth, height: scroller.scrollHeight - scroller.clientHeight};
+            return {
+                width: scroller.scrollWidth - scroller.clientWidth,
+                height: scroller.scrollHeight - scroller.clientHeight,
+            };
         }""",
         index,
     )

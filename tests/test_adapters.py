@@ -29,7 +29,10 @@ TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
 
 
 def _capturing_attention(module, query, key, value, attention_mask, scaling=None, **kwargs):
-    """sdpa attention that also leaves the model's own q, k, v [B, H, S, d_head] and z [B, S, H, d_head] on the module."""
+    """sdpa attention that also leaves the model's own tensors on the module.
+
+    q, k, v: [B, H, S, d_head]; z: [B, S, H, d_head].
+    """
     z, weights = sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
     module.captured = {"query": query, "key": key, "value": value, "scaling": scaling, "z": z}
     return z, weights

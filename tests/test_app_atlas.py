@@ -1,4 +1,7 @@
-"""Pages answered from an atlas: the same rows as live computation, and the live fallback when filters are too strict."""
+"""Pages answered from an atlas.
+
+The same rows as live computation, and the live fallback when filters are too strict.
+"""
 
 from __future__ import annotations
 

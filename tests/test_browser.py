@@ -286,7 +286,8 @@ def test_overview_axis_labels_are_inside_the_plot(app_page, app_server):
             return Array.from(document.querySelectorAll('{PLOT} .xtick text, {PLOT} .ytick text'))
                 .filter(label => {{
                     const box = label.getBoundingClientRect();
-                    return box.left < plot.left || box.right > plot.right || box.top < plot.top || box.bottom > plot.bottom;
+                    return box.left < plot.left || box.right > plot.right
+                        || box.top < plot.top || box.bottom > plot.bottom;
                 }})
                 .map(label => label.textContent);
         }}"""
