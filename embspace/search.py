@@ -30,12 +30,10 @@ import torch
 from embspace.errors import EmbspaceError
 from embspace.filters import PairFilter, VocabFilter
 from embspace.model import EmbeddingSpaceModel
+from embspace.search_ffn import ffn_ranks
+from embspace.search_screen import StoredSample
 
 SEARCH_KINDS = ("neuron-K", "neuron-V", "vo-row", "vo-col", "qk-row", "qk-col")
-SAMPLE_TOKENS = 256  # vocabulary sample for the neurons' rank lower bound (every neuron)
-FINE_SAMPLE_TOKENS = 4096  # a finer sample, only for the neurons that pass the first bound
-EXACT_BLOCK = 64  # neurons per exact-rank matmul
-_U32 = 2.0**-24
 
 
 @dataclass(frozen=True)
@@ -105,6 +103,7 @@ class SearchIndex:
             "V": torch.cat([w.ffn_values for w in layers]).contiguous(),
         }
         self.row_norms = {side: torch.linalg.vector_norm(m, dim=1) for side, m in self.sides.items()}  # [N]
+        self.screens = {side: StoredSample.build(m, model.E) for side, m in self.sides.items()}
         self.max_token_norm = float(torch.linalg.vector_norm(model.embedding_rows, dim=1).max())
         self._last_vocab: tuple[VocabFilter, _Vocab] | None = None  # the filter searched last, and its columns of E
 
@@ -158,6 +157,7 @@ class _Vocab:
 
     allowed: np.ndarray  # int64 [V_kept], ascending
     kept_E: torch.Tensor  # float32 [d_model, V_kept]
+    kept_norms: torch.Tensor  # float32 [V_kept]: column norms of kept_E
     column_of: np.ndarray  # int64 [V]: column in kept_E, -1 where the filter drops the token
 
 
@@ -166,7 +166,8 @@ def _filtered_vocab(model: EmbeddingSpaceModel, vocab_filter: VocabFilter | None
     allowed = np.flatnonzero(mask).astype(np.int64)
     column_of = np.full(mask.shape[0], -1, dtype=np.int64)
     column_of[allowed] = np.arange(len(allowed))
-    return _Vocab(allowed, model.E[:, torch.from_numpy(allowed)].contiguous(), column_of)
+    kept_E = model.E[:, torch.from_numpy(allowed)].contiguous()
+    return _Vocab(allowed, kept_E, torch.linalg.vector_norm(kept_E, dim=0), column_of)
 
 
 def live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index) -> list[SearchHit]:
@@ -185,82 +186,20 @@ def live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index) 
 
 def ffn_hits(model, index: SearchIndex, side: str, token: int, vocab: _Vocab, limit: int) -> list[SearchHit]:
     rows, ranks, scores = ffn_ranks(
-        index.sides[side], index.row_norms[side], index.max_token_norm, model.E[:, token], vocab, token, limit
+        index.sides[side],
+        index.row_norms[side],
+        index.max_token_norm,
+        model.E[:, token],
+        vocab,
+        token,
+        limit,
+        index.screens[side],
     )
     display = model.vocab.display(token)
     return [
         SearchHit(f"neuron-{side}", int(r) // index.d_ff, int(r) % index.d_ff, token, display, int(rank), float(score))
         for r, rank, score in zip(rows, ranks, scores, strict=True)
     ]
-
-
-def ffn_ranks(
-    weights: torch.Tensor,
-    row_norms: torch.Tensor,
-    max_token_norm: float,
-    token_vector: torch.Tensor,
-    vocab: _Vocab,
-    token: int,
-    limit: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The `limit` rows of weights [N, d_model] where `token` ranks best, exactly: (rows, ranks, scores).
-
-    rank(row) = 1 + #{kept tokens j != token : row · e_j > row · e_token}.
-    A lower bound first: 1 + the number of a fixed sample of kept tokens scoring higher by more than
-    the float32 rounding margin (a sample can only undercount). Rows are then ranked exactly, one
-    [block, V_kept] matmul at a time, in order of that bound, until the next bound exceeds the
-    limit-th best exact rank; once `limit` rows are ranked, a finer sample's bound drops the rows of
-    a block that cannot reach it. Rows that cannot make the list are never multiplied out.
-    token_vector: e_token [d_model]. Returns int64 [n], int64 [n], float32 [n], best first.
-    """
-    own = int(vocab.column_of[token])
-    scores = weights @ token_vector  # [N]
-    margin = 2 * (weights.shape[1] + 2) * _U32 * row_norms * max_token_norm  # fp32 matmul error, both sides
-    coarse, fine = (vocab.kept_E[:, _sample_columns(vocab, own, n)] for n in (SAMPLE_TOKENS, FINE_SAMPLE_TOKENS))
-
-    def lower_bound(rows: torch.Tensor | None, sample_E: torch.Tensor) -> np.ndarray:
-        """1 + sampled tokens surely above the token, for weights[rows] (None: every row)."""
-        block = weights if rows is None else weights[rows]
-        cut = scores + margin if rows is None else scores[rows] + margin[rows]
-        return 1 + ((block @ sample_E) > cut[:, None]).sum(dim=1).numpy()
-
-    bound = lower_bound(None, coarse)
-    order = np.argsort(bound, kind="stable")
-    best_rows, best_ranks, best_scores = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
-    for start in range(0, len(order), EXACT_BLOCK):
-        full = len(best_ranks) >= limit
-        if full and bound[order[start]] > best_ranks[-1]:
-            break
-        block = order[start : start + EXACT_BLOCK]
-        if full:  # a finer sample drops rows that cannot reach the current limit-th rank
-            block = block[lower_bound(torch.from_numpy(block), fine) <= best_ranks[-1]]
-            if len(block) == 0:
-                continue
-        block = torch.from_numpy(block)
-        projected = weights[block] @ vocab.kept_E  # [B, V_kept]
-        # The token's own column when kept, so it is compared with itself bit for bit (never counted).
-        own_scores = projected[:, own] if own >= 0 else weights[block] @ token_vector
-        ranks = 1 + (projected > own_scores[:, None]).sum(dim=1).numpy()
-        rows = np.concatenate([best_rows, block.numpy()])
-        all_ranks = np.concatenate([best_ranks, ranks])
-        all_scores = np.concatenate([best_scores, own_scores.numpy().astype(np.float32)])
-        keep = np.lexsort((rows, -all_scores, all_ranks))[:limit]
-        best_rows, best_ranks, best_scores = rows[keep], all_ranks[keep], all_scores[keep]
-    return best_rows, best_ranks, best_scores
-
-
-def _sample_columns(vocab: _Vocab, own: int, size: int) -> torch.Tensor:
-    """A fixed, evenly strided sample of about `size` kept columns, without the token's own."""
-    columns = np.arange(0, vocab.kept_E.shape[1], max(1, vocab.kept_E.shape[1] // size))
-    return torch.from_numpy(columns[columns != own])
-
-
-def neuron_ranks_brute_force(weights: torch.Tensor, E: torch.Tensor, mask: np.ndarray, token: int) -> np.ndarray:
-    """Reference: the rank of `token` in every row of weights [N, d_model] @ E [d_model, V], float64. Tests only."""
-    scores = weights.double() @ E.double()  # [N, V]
-    others = torch.from_numpy(np.array(mask))
-    others[token] = False
-    return 1 + (scores[:, others] > scores[:, token : token + 1]).sum(dim=1).numpy()
 
 
 def _head_maps(model: EmbeddingSpaceModel, kind: str, layer: int):
@@ -366,10 +305,15 @@ def _atlas_neuron_hits(atlas, model, token_ids, vocab_filter, sides, limit) -> l
     """Stored neuron lists holding the token; its rank recounted among the stored tokens above it
     that the filter keeps (exact: every token scoring above a stored one is stored too)."""
     dataset = atlas.dataset("neurons")
-    frame = dataset.to_table(
-        columns=["layer", "neuron", "vector", "rank", "token_id", "score"],
-        filter=pc.field("token_id").isin(token_ids) & pc.field("vector").isin(sides),
-    ).to_pandas()
+    indexed = atlas.layers("tokens") == atlas.layers("neurons")  # older atlases have no tokens table
+    frame = (
+        (atlas.dataset("tokens") if indexed else dataset)
+        .to_table(
+            columns=["layer", "neuron", "vector", "rank", "token_id", "score"],
+            filter=pc.field("token_id").isin(token_ids) & pc.field("vector").isin(sides),
+        )
+        .to_pandas()
+    )
     if frame.empty:
         return []
     if (vocab_filter or VocabFilter()) != VocabFilter():  # the stored lists already use the default filter

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -19,6 +20,7 @@ from embspace import PairFilter, VocabFilter, copying_scores, head_top_pairs, ne
 from embspace.atlas import Atlas, AtlasError, build_atlas, filter_pairs, filter_tokens, find_atlas, parse_layers
 from embspace.cli import main
 from embspace.errors import EmbspaceError
+from embspace.search import search
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +31,7 @@ def read_all(directory: Path) -> dict:
         "pairs": ["kind", "sign", "layer", "head", "rank"],
         "neurons": ["layer", "neuron", "vector", "rank"],
         "heads": ["layer", "head"],
+        "tokens": ["layer", "neuron", "vector", "rank"],
     }
     return {
         name: ds.dataset(directory / name).to_table().sort_by([(k, "ascending") for k in sort]).to_pydict()
@@ -245,3 +248,32 @@ def test_neuron_partition_is_read_by_row_group(gpt2_atlas):
     meta = pq.read_metadata(out / "neurons/layer=0/part.parquet")
     assert meta.num_row_groups > 1
     assert os.path.getsize(out / "neurons/layer=0/part.parquet") > 0
+
+
+def test_tokens_table_is_the_k_and_v_lists_sorted_by_token(gpt2_atlas):
+    """What token search reads: the neurons table's K and V rows, the same values, ordered by token_id."""
+    path, out = gpt2_atlas
+    columns = ["layer", "neuron", "vector", "rank", "token_id", "score"]
+    order = ["layer", "neuron", "vector", "rank"]
+    for layer in range(open_model(str(path)).shape.n_layers):
+        neurons = pq.read_table(out / f"neurons/layer={layer}/part.parquet", columns=columns).to_pandas()
+        tokens = pq.read_table(out / f"tokens/layer={layer}/part.parquet", columns=columns).to_pandas()
+        assert tokens["token_id"].is_monotonic_increasing
+        expected = neurons[neurons["vector"].isin(["K", "V"])].sort_values(order, ignore_index=True)
+        pd.testing.assert_frame_equal(tokens.sort_values(order, ignore_index=True), expected)
+
+
+def test_an_atlas_without_the_tokens_table_gets_it_without_a_rescan(gpt2_atlas, tmp_path):
+    """Atlases built before the tokens table: search falls back to the neuron lists, and a rebuild
+    derives the table from them (no unit recomputed), after which search gives the same hits."""
+    path, out = gpt2_atlas
+    older = tmp_path / "older"
+    shutil.copytree(out, older)
+    shutil.rmtree(older / "tokens")
+    model = open_model(str(path))
+    kinds = ("neuron-K", "neuron-V")
+    before = search(model, ["kot", "the"], limit=50, kinds=kinds, atlas=Atlas.open(older))
+    assert before and all(hit.source == "atlas" for hit in before)
+    assert build_atlas(model, older, k=12, progress=False).built == 0
+    assert read_all(older) == read_all(out)
+    assert search(model, ["kot", "the"], limit=50, kinds=kinds, atlas=Atlas.open(older)) == before

@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from embspace import PairFilter, VocabFilter, open_model
+from embspace import PairFilter, VocabFilter, open_model, search_ffn
 from embspace.atlas import Atlas, build_atlas
 from embspace.cli import main
 from embspace.search import (
     SEARCH_KINDS,
     SearchIndex,
     _filtered_vocab,
-    ffn_ranks,
     head_lines,
-    neuron_ranks_brute_force,
     query_tokens,
     search,
 )
+from embspace.search_ffn import capped_ranks, ffn_ranks, neuron_ranks_brute_force
+from embspace.search_screen import STORED_SAMPLE_TOKENS, STORED_TOP, StoredSample, rounding_margin
 
 
 @pytest.fixture(scope="module")
@@ -40,25 +40,62 @@ def some_tokens(model, mask):
 
 
 @pytest.mark.parametrize("vocab_filter", [None, VocabFilter(only_ascii=True)])
-def test_ffn_ranks_equal_brute_force_for_every_neuron(gpt2, vocab_filter):
+@pytest.mark.parametrize("stored_size", [STORED_SAMPLE_TOKENS, 24])  # the whole tiny vocabulary / a coarse sample
+def test_ffn_ranks_equal_brute_force_for_every_neuron(gpt2, vocab_filter, stored_size):
     index = SearchIndex(gpt2)
     mask = gpt2.vocab_mask(vocab_filter)
     vocab = _filtered_vocab(gpt2, vocab_filter)
-    for token in some_tokens(gpt2, mask):
-        for side in ("K", "V"):
-            weights = index.sides[side]
+    for side in ("K", "V"):
+        weights = index.sides[side]
+        stored = StoredSample.build(weights, gpt2.E, size=stored_size, top=min(STORED_TOP, stored_size // 3))
+        for token in some_tokens(gpt2, mask):
             expected = neuron_ranks_brute_force(weights, gpt2.E, mask, token)
-            rows, ranks, scores = ffn_ranks(
-                weights, index.row_norms[side], index.max_token_norm, gpt2.E[:, token], vocab, token, limit=len(weights)
-            )
+            args = (weights, index.row_norms[side], index.max_token_norm, gpt2.E[:, token], vocab, token)
+            rows, ranks, scores = ffn_ranks(*args, limit=len(weights), stored=stored)
             assert sorted(rows.tolist()) == list(range(len(weights)))
             assert (ranks == expected[rows]).all()
             np.testing.assert_allclose(scores, (weights[rows] @ gpt2.E[:, token]).numpy(), rtol=1e-5, atol=1e-6)
             # The pruned search for the best 5 gives the first 5 of the full ranking (same order).
-            best_rows, best_ranks, _ = ffn_ranks(
-                weights, index.row_norms[side], index.max_token_norm, gpt2.E[:, token], vocab, token, limit=5
-            )
+            best_rows, best_ranks, _ = ffn_ranks(*args, limit=5, stored=stored)
             assert best_ranks.tolist() == ranks[:5].tolist() and best_rows.tolist() == rows[:5].tolist()
+
+
+@pytest.mark.parametrize("vocab_filter", [None, VocabFilter(only_ascii=True)])
+def test_capped_ranks_chunk_by_chunk_equal_brute_force(gpt2, vocab_filter, monkeypatch):
+    """Ranks over many vocabulary chunks (own chunk first): exact for rows within the cap, the rest dropped."""
+    monkeypatch.setattr(search_ffn, "EXACT_CHUNK", 37)
+    index = SearchIndex(gpt2)
+    mask = gpt2.vocab_mask(vocab_filter)
+    vocab = _filtered_vocab(gpt2, vocab_filter)
+    weights = index.sides["V"]
+    for token in some_tokens(gpt2, mask):
+        expected = neuron_ranks_brute_force(weights, gpt2.E, mask, token)
+        own = int(vocab.column_of[token])
+        for cap in (np.inf, float(np.median(expected)), 1.0):
+            kept, ranks, scores = capped_ranks(weights, vocab.kept_E, own, gpt2.E[:, token], cap)
+            assert kept.tolist() == np.flatnonzero(expected <= cap).tolist()
+            assert ranks.tolist() == expected[kept].tolist()
+            np.testing.assert_allclose(scores, (weights[kept] @ gpt2.E[:, token]).numpy(), rtol=1e-5, atol=1e-6)
+        stored = StoredSample.build(weights, gpt2.E, size=48, top=12)
+        args = (weights, index.row_norms["V"], index.max_token_norm, gpt2.E[:, token], vocab, token)
+        rows, ranks, _ = ffn_ranks(*args, limit=7, stored=stored)
+        assert ranks.tolist() == sorted(expected)[:7]
+
+
+def test_stored_sample_bound_never_exceeds_the_true_rank(gpt2):
+    """The screen's bound is a lower bound for every row and token, and it is not vacuous."""
+    index = SearchIndex(gpt2)
+    weights, mask = index.sides["K"], gpt2.vocab_mask(None)
+    stored = StoredSample.build(weights, gpt2.E, size=64, top=16)
+    margin = rounding_margin(weights.shape[1], index.row_norms["K"], index.max_token_norm)
+    bounds = []
+    for token in some_tokens(gpt2, mask):
+        usable = np.array(mask)
+        usable[token] = False
+        bound = stored.lower_bound((weights @ gpt2.E[:, token] + margin).numpy(), usable)
+        assert (bound <= neuron_ranks_brute_force(weights, gpt2.E, mask, token)).all()
+        bounds.append(bound)
+    assert np.concatenate(bounds).max() == 1 + 16  # some rows hit the cap: most of the sample beats the token
 
 
 def brute_force_head_line(model, kind, side, layer, head, token, mask):

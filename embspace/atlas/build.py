@@ -25,7 +25,7 @@ from embspace.atlas.manifest import (
     read_manifest,
     write_json_atomic,
 )
-from embspace.atlas.units import UNIT_KINDS, Unit, Workspace, compute_unit
+from embspace.atlas.units import UNIT_KINDS, Unit, Workspace, compute_unit, token_table
 from embspace.devices import resolve_device
 from embspace.errors import Busy, EmbspaceError
 from embspace.ffn_scan import SCAN_VECTORS
@@ -34,6 +34,8 @@ from embspace.model import EmbeddingSpaceModel, check_k
 DEFAULT_K = 200
 # Rows per Parquet row group in the neuron table: its min/max statistics let a one-neuron read skip the rest.
 NEURONS_PER_ROW_GROUP = 32
+# Rows per row group in the tokens table (sorted by token_id): a token's rows sit in one or two groups.
+TOKEN_ROWS_PER_ROW_GROUP = 8192
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,14 @@ def build_atlas(
     ray_address: str | None = None,
     use_ray: bool = False,
     progress: bool = True,
+    unit_kinds: tuple[str, ...] = UNIT_KINDS,
 ) -> BuildSummary:
     """Compute the atlas of `model` into `out` (created if needed); finished partitions are kept.
 
     Refuses (AtlasError, nothing written) when `out` holds an atlas of another model, revision,
     embedding or N, or is a non-empty directory without one. use_ray: one Ray task per unit,
     on the cluster at `ray_address` (None: a running `ray.init()`, else a local one).
+    unit_kinds: a part of each layer only ("vo", "qk", "ffn"; benchmarks build the FFN side alone).
     """
     check_k(k, "--k")
     resolve_device(device)  # a missing GPU is one clear line before any work
@@ -102,7 +106,8 @@ def build_atlas(
         remove_stale_temporaries(directory)
         workspace = Workspace(model, k, device)
         layers = list(range(model.shape.n_layers)) if layers is None else layers
-        units = [Unit(layer, kind) for layer in layers for kind in UNIT_KINDS]
+        units = [Unit(layer, kind) for layer in layers for kind in unit_kinds]
+        add_missing_token_tables(directory, units, workspace)
         todo = [unit for unit in units if not unit_done(directory, unit, workspace)]
         with progress_bar(len(units), len(units) - len(todo), progress) as bar:
             if use_ray:
@@ -151,6 +156,18 @@ def unit_done(directory: Path, unit: Unit, workspace: Workspace) -> bool:
     )
 
 
+def add_missing_token_tables(directory: Path, units: list[Unit], workspace: Workspace) -> None:
+    """Atlases built before the tokens table: derive it from a finished neurons partition, no rescan."""
+    for unit in units:
+        if unit.kind != "ffn":
+            continue
+        neurons, tokens = unit.paths()
+        if partition_ok(directory / neurons, workspace.expected_rows(neurons), SCHEMAS["neurons"]) and not partition_ok(
+            directory / tokens, workspace.expected_rows(tokens), SCHEMAS["tokens"]
+        ):
+            write_unit(directory, {tokens: token_table(pq.read_table(directory / neurons, schema=SCHEMAS["neurons"]))})
+
+
 def partition_ok(path: Path, rows: int, schema: pa.Schema) -> bool:
     """A truncated or corrupt file (no valid footer), a short one or one of another schema is not done."""
     try:
@@ -176,6 +193,8 @@ def write_unit(directory: Path, tables: dict[str, pa.Table]) -> None:
         group = None
         if relative.startswith("neurons"):
             group = NEURONS_PER_ROW_GROUP * len(SCAN_VECTORS) * max(1, int(pa.compute.max(table["rank"]).as_py() or 1))
+        elif relative.startswith("tokens"):
+            group = TOKEN_ROWS_PER_ROW_GROUP
         pq.write_table(table, temporary, compression="zstd", row_group_size=group)
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())

@@ -53,7 +53,10 @@ HEADS_SCHEMA = pa.schema(
         ("qk_self_score", pa.float64()),
     ]
 )
-SCHEMAS = {"pairs": PAIRS_SCHEMA, "neurons": NEURONS_SCHEMA, "heads": HEADS_SCHEMA}
+# The K and V rows of `neurons` again, sorted by token_id: a token search reads only the row groups
+# whose min/max statistics hold the token, instead of every neuron list.
+TOKENS_SCHEMA = NEURONS_SCHEMA
+SCHEMAS = {"pairs": PAIRS_SCHEMA, "neurons": NEURONS_SCHEMA, "heads": HEADS_SCHEMA, "tokens": TOKENS_SCHEMA}
 HEAD_SCORE_MEANING = {
     "copying_score": "Σλ/Σ|λ| over the eigenvalues of W_VO: near 1 the head copies the attended token to the output.",
     "qk_self_score": "Σλ/Σ|λ| over the eigenvalues of W_QK: near 1 a query token attends to keys that are the same "
@@ -64,6 +67,7 @@ PATHS = {
     "pairs": "pairs/layer={layer}/kind={kind}/part.parquet",
     "neurons": "neurons/layer={layer}/part.parquet",
     "heads": "heads/layer={layer}/part.parquet",
+    "tokens": "tokens/layer={layer}/part.parquet",
 }
 IDENTITY_KEYS = ("model", "revision", "embedding", "k", "config_sha256", "weights")
 

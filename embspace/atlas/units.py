@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import torch
 
 from embspace.atlas.manifest import HEADS_SCHEMA, NEURONS_SCHEMA, PAIRS_SCHEMA, PATHS
@@ -17,6 +18,7 @@ from embspace.model import EmbeddingSpaceModel
 from embspace.projections import copying_score, embedding_gram, head_top_pairs
 
 UNIT_KINDS = ("vo", "qk", "ffn")
+SEARCHED_VECTORS = ("K", "V")  # the neuron lists token search reads (the tokens table)
 SIGNS = (("+", False), ("-", True))
 
 
@@ -28,7 +30,7 @@ class Unit:
     def paths(self) -> tuple[str, ...]:
         """The partitions this unit writes, relative to the atlas directory."""
         if self.kind == "ffn":
-            return (PATHS["neurons"].format(layer=self.layer),)
+            return (PATHS["neurons"].format(layer=self.layer), PATHS["tokens"].format(layer=self.layer))
         pairs = PATHS["pairs"].format(layer=self.layer, kind=self.kind)
         return (PATHS["heads"].format(layer=self.layer), pairs) if self.kind == "vo" else (pairs,)
 
@@ -61,6 +63,8 @@ class Workspace:
         heads = self.model.shape.n_heads
         if path.startswith("neurons/"):
             return self.model.shape.d_ff * len(SCAN_VECTORS) * min(self.k, kept)
+        if path.startswith("tokens/"):
+            return self.model.shape.d_ff * len(SEARCHED_VECTORS) * min(self.k, kept)
         if path.startswith("heads/"):
             return heads
         return heads * len(SIGNS) * min(self.k, kept * kept)
@@ -69,7 +73,8 @@ class Workspace:
 def compute_unit(workspace: Workspace, unit: Unit) -> dict[str, pa.Table]:
     """{relative partition path: table} for one unit."""
     if unit.kind == "ffn":
-        return {unit.paths()[0]: neuron_table(workspace, unit.layer)}
+        neurons = neuron_table(workspace, unit.layer)
+        return {unit.paths()[0]: neurons, unit.paths()[1]: token_table(neurons)}
     tables = {}
     if unit.kind == "vo":
         tables[unit.paths()[0]] = head_score_table(workspace, unit.layer)
@@ -113,6 +118,14 @@ def neuron_table(workspace: Workspace, layer: int) -> pa.Table:
     return pa.Table.from_pydict(
         {name: pa.array(values, type=NEURONS_SCHEMA.field(name).type) for name, values in columns.items()},
         schema=NEURONS_SCHEMA,
+    )
+
+
+def token_table(neurons: pa.Table) -> pa.Table:
+    """The K and V rows of a neuron table, sorted by token_id, vector, rank, neuron (the tokens table)."""
+    searched = neurons.filter(pa.compute.is_in(neurons["vector"], pa.array(SEARCHED_VECTORS)))
+    return searched.sort_by(
+        [("token_id", "ascending"), ("vector", "ascending"), ("rank", "ascending"), ("neuron", "ascending")]
     )
 
 
