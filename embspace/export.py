@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import stat
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -17,6 +19,7 @@ from embspace.filters import PairFilter, VocabFilter
 from embspace.heads import HeadKind, head_kind
 from embspace.model import EmbeddingSpaceModel, check_k
 from embspace.projections import head_top_pairs
+from embspace.runtime import scan_workers, scan_workers_at_most
 
 
 @dataclass(frozen=True)
@@ -128,19 +131,32 @@ def export_heads(
     written = skipped = 0
     with locked_output(out_path) as handle:
         done = read_done_heads(out_path, spec)
-        for index, (layer, head) in enumerate(heads, start=1):
-            if (layer, head) in done:
-                skipped += 1
-            else:
-                table = head_top_pairs(model, kind, layer, head, k, vocab_filter, pair_filter, negative)
-                record = {**spec, "layer": layer, "head": head, "pairs": table.to_records()}
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())  # a crash loses at most the head being written
-                written += 1
-            if progress:
-                progress(index, len(heads), layer, head)
+        todo = [(layer, head) for layer, head in heads if (layer, head) not in done]
+        compute = functools.partial(_one_head, model, kind, k, vocab_filter, pair_filter, negative)
+        # One head per core, each scanned by one worker: the serial parts of a head (factors, bounds,
+        # sorting) overlap with the other head's instead of leaving a core idle.
+        pool = ThreadPoolExecutor(max(1, scan_workers()), thread_name_prefix="embspace-export")
+        try:
+            tables = pool.map(compute, todo)  # in order
+            for index, (layer, head) in enumerate(heads, start=1):
+                if (layer, head) in done:
+                    skipped += 1
+                else:
+                    record = {**spec, "layer": layer, "head": head, "pairs": next(tables).to_records()}
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())  # a crash loses at most the heads being computed
+                    written += 1
+                if progress:
+                    progress(index, len(heads), layer, head)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     return ExportSummary(out_path, written, skipped)
+
+
+def _one_head(model, kind, k, vocab_filter, pair_filter, negative, layer_head: tuple[int, int]):
+    with scan_workers_at_most(1):
+        return head_top_pairs(model, kind, *layer_head, k, vocab_filter, pair_filter, negative)
 
 
 def check_regular_file(path: Path) -> None:

@@ -7,10 +7,12 @@ only reads the policy (`scan_workers`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -101,5 +103,23 @@ def scan_workers() -> int:
     matmul itself (its default), so two layers of threads never oversubscribe the cores.
     """
     if _policy is not None:
-        return _policy.workers
-    return available_cores() if torch.get_num_threads() == 1 else 1
+        workers = _policy.workers
+    else:
+        workers = available_cores() if torch.get_num_threads() == 1 else 1
+    limit = getattr(_this_thread, "scan_workers", None)
+    return min(workers, limit) if limit else workers
+
+
+_this_thread = threading.local()
+
+
+@contextlib.contextmanager
+def scan_workers_at_most(limit: int) -> Iterator[None]:
+    """Scans started in this thread use at most `limit` workers: for callers that run several at once
+    (the export runs one head per core, so the serial parts of each head overlap too)."""
+    previous = getattr(_this_thread, "scan_workers", None)
+    _this_thread.scan_workers = limit
+    try:
+        yield
+    finally:
+        _this_thread.scan_workers = previous

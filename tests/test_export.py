@@ -1,12 +1,17 @@
 """Batch export: one line per head, resumable, a torn last line repaired."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from embspace import EmbspaceError, PairFilter, VocabFilter, open_model
 from embspace.export import export_heads
 from embspace.projections import head_top_pairs
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +83,25 @@ def test_a_foreign_line_in_the_middle_is_refused_not_deleted(bert_model, tmp_pat
     with pytest.raises(EmbspaceError, match="line 1 is not an export record"):
         export_heads(bert_model, out, k=2, layers=[0])
     assert out.read_text(encoding="utf-8").startswith("not json")
+
+
+EXPORT_WITH_WORKERS = (
+    "import sys\n"
+    "from embspace import open_model, runtime\n"
+    "from embspace.export import export_heads\n"
+    "runtime.configure(threads=int(sys.argv[1]))\n"
+    "export_heads(open_model(sys.argv[2]), sys.argv[3], kind='vo', k=4)\n"
+)
+
+
+def test_heads_computed_two_at_a_time_are_written_in_order_and_equal_one_at_a_time(tiny_model, tmp_path):
+    """The export runs one head per scan worker; the file is the same as a one-worker export."""
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"vo-{workers}.jsonl"
+        command = [sys.executable, "-c", EXPORT_WITH_WORKERS, str(workers), str(tiny_model("bert")), str(out)]
+        subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
+        outputs.append(out.read_text(encoding="utf-8"))
+    lines = [json.loads(line) for line in outputs[1].splitlines()]
+    assert [(r["layer"], r["head"]) for r in lines] == sorted((r["layer"], r["head"]) for r in lines)
+    assert len(lines) > 2 and outputs[0] == outputs[1]

@@ -65,3 +65,22 @@ def test_configure_rejects_bad_thread_counts():
             assert "threads" in str(error)
         else:
             raise AssertionError(f"configure accepted threads={bad!r}")
+
+
+def test_scan_workers_at_most_limits_this_thread_only():
+    seen = run_fresh(
+        "import json, threading\n"
+        "from embspace import runtime\n"
+        "runtime.configure(threads=3)\n"
+        "seen = {}\n"
+        "with runtime.scan_workers_at_most(1):\n"
+        "    seen['inside'] = runtime.scan_workers()\n"
+        "    other = threading.Thread(target=lambda: seen.update(other=runtime.scan_workers()))\n"
+        "    other.start(); other.join()\n"
+        "    with runtime.scan_workers_at_most(5):\n"
+        "        seen['nested'] = runtime.scan_workers()\n"
+        "    seen['restored'] = runtime.scan_workers()\n"
+        "seen['after'] = runtime.scan_workers()\n"
+        "print(json.dumps(seen))"
+    )
+    assert seen == {"inside": 1, "other": 3, "nested": 3, "restored": 1, "after": 3}
