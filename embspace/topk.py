@@ -193,7 +193,8 @@ def _as_float32_matrix(x, name: str) -> np.ndarray:
     tensor = torch.as_tensor(x).detach().to(device="cpu", dtype=torch.float32)
     if tensor.ndim != 2:
         raise PairSearchError(f"{name} must be a 2-D matrix, got shape {tuple(tensor.shape)}.")
-    if not bool(torch.isfinite(tensor).all()):
+    # A finite sum means every entry is finite (an inf or NaN would carry into it); a cheap first test.
+    if not bool(torch.isfinite(tensor.sum())) and not bool(torch.isfinite(tensor).all()):
         raise PairSearchError(f"{name} contains NaN or inf; clean the weights before ranking pairs.")
     return tensor.contiguous().numpy()
 

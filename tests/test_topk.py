@@ -282,6 +282,8 @@ def test_reduced_precision_matmul_setting_is_respected_and_left_alone():
         ((torch.zeros(4, 2), torch.zeros(2, 4), 1), {"col_mask": np.ones(4, int)}, "col_mask"),
         ((torch.zeros(4, 2), torch.zeros(2, 5), 1), {"same_groups": np.zeros(4, int)}, "same_groups"),
         ((torch.full((4, 2), float("nan")), torch.zeros(2, 4), 1), {}, "NaN"),
+        ((torch.zeros(4, 2), torch.tensor([[0.0, float("inf"), 0, 0], [0, 0, 0, 0]]), 1), {}, "inf"),
+        ((torch.tensor([[float("inf"), -float("inf")], [0, 0]]).repeat(2, 1), torch.zeros(2, 4), 1), {}, "NaN"),
         ((torch.zeros(4, 2), torch.zeros(2, 4), 1), {"exclude": lambda rows, cols: True}, "exclude"),
         ((torch.zeros(4, 2), torch.zeros(2, 4), 1), {"block_rows": 0}, "block_rows"),
     ],
@@ -289,6 +291,16 @@ def test_reduced_precision_matmul_setting_is_respected_and_left_alone():
 def test_bad_arguments_name_the_problem(args, kwargs, message):
     with pytest.raises(PairSearchError, match=message):
         top_pairs(*args, **kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # the float32 Gram overflows too: plain bounds
+def test_finite_factors_whose_sum_overflows_are_accepted():
+    """The finiteness check sums first; a sum that overflows float32 must fall back to the entries."""
+    big = torch.linspace(1e38, 3e38, 12).reshape(6, 2)
+    small = torch.linspace(1e-39, 2e-38, 12).reshape(2, 6)
+    found, expected = top_pairs(big, small, 3), brute_force_top_pairs(big, small, 3)
+    assert found.row_ids.tolist() == expected.row_ids.tolist() and found.col_ids.tolist() == expected.col_ids.tolist()
+    assert np.isfinite(found.scores).all()
 
 
 # ---------------------------------------------------------------------------------------------
