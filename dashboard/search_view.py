@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard.atlas_view import model_atlas
 from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation
 from dashboard.pickers import LAYER_KEY
-from dashboard.state import ViewSettings
+from dashboard.state import ViewSettings, model_key
 from embspace.model import EmbeddingSpaceModel
 from embspace.search import SearchIndex, query_tokens, search
 
@@ -28,6 +28,7 @@ WHERE = {
 @st.cache_resource(max_entries=2, show_spinner="Indexing the model's FFN weights for search …", hash_funcs=HASH_FUNCS)
 def search_index(model: EmbeddingSpaceModel) -> SearchIndex:
     """Every layer's FFN keys and values stacked once per model (the live search's working set)."""
+    note_computation("search-index", model_key(model))
     return SearchIndex(model)
 
 
@@ -36,14 +37,15 @@ def hits_frame(settings: ViewSettings, words: tuple[str, ...], limit: int) -> pd
     """The hits of `words`, best first: kind, layer, index, token, rank, score, partner, token_id, source."""
     note_computation("search", words, limit, settings.filter_spec)
     model = settings.model
+    atlas = model_atlas(model)
     found = search(
         model,
         list(words),
         vocab_filter=settings.vocab_filter,
         pair_filter=settings.pair_filter,
         limit=limit,
-        atlas=model_atlas(model),
-        index=search_index(model),
+        atlas=atlas,
+        index=search_index(model) if atlas is None else None,  # an atlas answers without it (GBs for big models)
     )
     columns = ["kind", "layer", "index", "token", "rank", "score", "partner_token", "token_id", "source"]
     frame = pd.DataFrame([hit.as_dict() for hit in found], columns=[*columns, "partner_id"])[columns]

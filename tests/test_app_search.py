@@ -55,14 +55,19 @@ def test_search_page_without_a_query_explains_itself(app):
 
 def test_search_and_start_page_use_the_models_atlas(app, tmp_path, monkeypatch):
     """With an atlas for the opened model, search answers from it (same hits as the engine's atlas path)."""
+    from dashboard import search_view
     from embspace.atlas import Atlas, build_atlas
 
     model = open_model(DEFAULT_MODEL)
     build_atlas(model, tmp_path / "minilm", k=20, layers=[0], progress=False)
     monkeypatch.setenv("EMBSPACE_ATLAS_DIR", str(tmp_path))
+    monkeypatch.setenv("EMBSPACE_COMPUTE_LOG", str(tmp_path / "computed.log"))
+    search_view.search_index.clear()
     at = app("pages/search.py", q="king", limit="3")
     assert_clean(at)
     assert any("From the atlas" in c.value for c in at.caption)
+    computed = (tmp_path / "computed.log").read_text(encoding="utf-8")
+    assert '"search"' in computed and "search-index" not in computed  # the atlas answers without the index
     expected = search(model, ["king"], limit=3, atlas=Atlas.open(tmp_path / "minilm"))
     shown = at.dataframe[0].value
     assert list(zip(shown["layer"], shown["neuron / head"], shown["rank"], strict=True)) == [
