@@ -430,6 +430,8 @@ def _scan(problem: _Problem, best: _RunningTopK, screen: bool, *, block_rows: in
     if workers <= 1:
         _scan_worker(tiling, best, queue)
     else:
+        # The best tile alone first: it sets the threshold, so no worker harvests a tile unscreened.
+        _scan_worker(tiling, best, queue, max_tiles=1)
         with ThreadPoolExecutor(workers, thread_name_prefix="embspace-scan") as pool:
             for done in [pool.submit(_scan_worker, tiling, best, queue) for _ in range(workers)]:
                 done.result()
@@ -463,12 +465,14 @@ class _TileQueue:
             self.entries += entries
 
 
-def _scan_worker(tiling: _Tiling, best: _RunningTopK, queue: _TileQueue) -> None:
+def _scan_worker(tiling: _Tiling, best: _RunningTopK, queue: _TileQueue, max_tiles: int | None = None) -> None:
     n_a, n_b = len(tiling.row_ids), len(tiling.col_ids)
     n_col_tiles = tiling.tile_bound.shape[1]
     # One output buffer per worker: a fresh tile per matmul would be a fresh mmap (page faults).
     buffer = torch.empty(min(tiling.tile_rows, n_a) * min(tiling.tile_cols, n_b), dtype=tiling.a.dtype)
-    while (flat := queue.take()) is not None:
+    taken = 0
+    while (max_tiles is None or taken < max_tiles) and (flat := queue.take()) is not None:
+        taken += 1
         i, j = divmod(flat, n_col_tiles)
         threshold = best.threshold
         if tiling.tile_bound[i, j] < threshold:
