@@ -37,7 +37,8 @@ def median_ms(call, repeats: int = 5) -> float:
     return round(statistics.median(times), 1)
 
 
-def figures(model, word: str, vocab_filter, atlas=None, heads: bool = True) -> dict:
+def figures(model, word: str, atlas=None, heads: bool = True) -> dict:
+    """Medians for one token of `word` under the default filter (what an atlas stores)."""
     from embspace.search import SearchIndex, query_tokens, search
 
     # One token: the word's first, by its vocabulary form (a word the tokenizer splits is several searches).
@@ -46,15 +47,11 @@ def figures(model, word: str, vocab_filter, atlas=None, heads: bool = True) -> d
     index = SearchIndex(model)
     record = {"token": word, "index_build_ms": round((time.perf_counter() - started) * 1000, 1)}
     for label, kinds in (("neurons_ms", NEURONS), ("heads_ms", HEADS))[: 2 if heads else 1]:
-        record[f"live_{label}"] = median_ms(
-            lambda kinds=kinds: search(model, [word], vocab_filter=vocab_filter, kinds=kinds, index=index)
-        )
+        record[f"live_{label}"] = median_ms(lambda kinds=kinds: search(model, [word], kinds=kinds, index=index))
     if atlas is not None:
         labelled = (("neurons_ms", NEURONS), ("heads_ms", HEADS), ("all_ms", NEURONS + HEADS))
         for label, kinds in labelled if heads else labelled[:1]:
-            record[f"atlas_{label}"] = median_ms(
-                lambda kinds=kinds: search(model, [word], kinds=kinds, atlas=atlas)  # the filter it was built with
-            )
+            record[f"atlas_{label}"] = median_ms(lambda kinds=kinds: search(model, [word], kinds=kinds, atlas=atlas))
     return record
 
 
@@ -106,7 +103,7 @@ def main() -> None:
     configure()
     minilm = open_model("sentence-transformers/all-MiniLM-L6-v2")
     atlas = Atlas.open(args.atlas) if (args.atlas / "manifest.json").exists() else None
-    print(json.dumps({"minilm": figures(minilm, "king", None, atlas)}), flush=True)
+    print(json.dumps({"minilm": figures(minilm, "king", atlas)}), flush=True)
     if not args.skip_gpt2:
         from bench_atlas import build_gpt2_medium_shaped
 
@@ -119,7 +116,7 @@ def main() -> None:
             summary = build_atlas(model, args.gpt2_atlas, unit_kinds=("ffn",), progress=False)
             print(json.dumps({"gpt2_ffn_atlas_build_s": round(summary.seconds, 1), "built": summary.built}))
             gpt2_atlas = Atlas.open(args.gpt2_atlas)
-        record = figures(model, "king", None, gpt2_atlas, heads=not args.gpt2_atlas)
+        record = figures(model, "king", gpt2_atlas, heads=not args.gpt2_atlas)
         print(json.dumps({"gpt2_medium_shaped": record}))
 
 

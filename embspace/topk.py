@@ -430,7 +430,8 @@ def _scan(problem: _Problem, best: _RunningTopK, screen: bool, *, block_rows: in
     if workers <= 1:
         _scan_worker(tiling, best, queue)
     else:
-        # The best tile alone first: it sets the threshold, so no worker harvests a tile unscreened.
+        # The best tile alone first: it usually fills the top k, so the workers start with a threshold
+        # instead of each harvesting a tile unscreened.
         _scan_worker(tiling, best, queue, max_tiles=1)
         with ThreadPoolExecutor(workers, thread_name_prefix="embspace-scan") as pool:
             for done in [pool.submit(_scan_worker, tiling, best, queue) for _ in range(workers)]:
