@@ -88,13 +88,16 @@ def run_child(spec: dict) -> dict:
         times.append(time.perf_counter() - start)
     else:
         from embspace.topk import top_pairs
+        from embspace.vocab_matmul import vocab_factors
 
         for _ in range(EMBSPACE_REPEATS):
             start = time.perf_counter()
-            left, right = emb_rows @ w1, w2 @ emb_cols  # the head's factors [V, r], [r, V]
+            # The head's factors [V, r], [r, V], as the product computes them (embspace.heads).
+            left, right_t = vocab_factors(emb_rows, w1, emb_cols.T, w2.T)
+            right = right_t.T
             found = top_pairs(left, right, k)
             times.append(time.perf_counter() - start)
-            del left, right
+            del left, right, right_t
         rows, cols, scores = found.row_ids, found.col_ids, found.scores
         vocab = emb_rows.shape[0]
         extra = {"computed": found.entries_computed / vocab**2, "tiles": [found.tiles_computed, found.tiles_total]}

@@ -74,6 +74,7 @@ def _factors(spec: dict):
 
 def _pairs_child(spec: dict) -> dict:
     from embspace.topk import top_pairs
+    from embspace.vocab_matmul import vocab_factors
 
     emb_rows, w1, w2, emb_cols = _factors(spec)
     times = []
@@ -84,7 +85,9 @@ def _pairs_child(spec: dict) -> dict:
 
             rows, cols, _ = notebook_top_pairs(emb_rows, w1, w2, emb_cols, spec["k"])
         else:
-            found = top_pairs(emb_rows @ w1, w2 @ emb_cols, spec["k"])
+            # The factors as the product computes them (embspace.heads): one GEMM on E for both.
+            left, right_t = vocab_factors(emb_rows, w1, emb_cols.T, w2.T)
+            found = top_pairs(left, right_t.T, spec["k"])
             rows, cols = found.row_ids, found.col_ids
         times.append(time.perf_counter() - start)
     return {"seconds": times, "pairs": sorted(zip(rows.tolist(), cols.tolist(), strict=True))}

@@ -88,7 +88,11 @@ class NeuronScanner:
 
     def _block(self, side: str, block: torch.Tensor) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """block: [B, d_model] -> {side: (ids [B, k], scores [B, k]), -side: (...)}."""
-        projected = block @ (self.E if side == "K" else self.E_out)  # [B, V_kept]
+        emb = self.E if side == "K" else self.E_out
+        if block.device.type == "cpu":  # numpy's BLAS: 148 against torch's 96 GFLOP/s on this shape (AVX2)
+            projected = torch.from_numpy(block.numpy() @ emb.numpy())  # [B, V_kept]
+        else:
+            projected = block @ emb
         found = {}
         for name in (side, f"-{side}"):
             values, columns = top_k_rows(projected, self.k)

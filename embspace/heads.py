@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from embspace.errors import EmbspaceError
+from embspace.vocab_matmul import vocab_factors
 
 if TYPE_CHECKING:  # only for annotations: model.py must not depend on this module
     from embspace.model import EmbeddingSpaceModel, LayerWeights
@@ -22,13 +23,16 @@ Factors = Callable[["EmbeddingSpaceModel", "LayerWeights", int], tuple[torch.Ten
 
 
 def _vo_factors(model: EmbeddingSpaceModel, weights: LayerWeights, head: int) -> tuple[torch.Tensor, torch.Tensor]:
-    # left = Eᵀ W_V^h [V, d_head], right = W_O^h E [d_head, V] (E_out on the right: see model.E_out)
-    return model.embedding_rows @ weights.W_V[head], weights.W_O[head] @ model.E_out
+    # left = Eᵀ W_V^h [V, d_head], right = W_O^h E [d_head, V] (E_out on the right: see model.E_out),
+    # computed as (E_out's rows @ W_O^hᵀ)ᵀ: one GEMM with the left factor when E_out is E.
+    left, right_t = vocab_factors(model.embedding_rows, weights.W_V[head], model.output_rows, weights.W_O[head].T)
+    return left, right_t.T
 
 
 def _qk_factors(model: EmbeddingSpaceModel, weights: LayerWeights, head: int) -> tuple[torch.Tensor, torch.Tensor]:
     # left = Eᵀ W_Q^h [V, d_head], right = W_K^hᵀ E [d_head, V]
-    return model.embedding_rows @ weights.W_Q[head], weights.W_K[head].T @ model.E_out
+    left, right_t = vocab_factors(model.embedding_rows, weights.W_Q[head], model.output_rows, weights.W_K[head])
+    return left, right_t.T
 
 
 @dataclass(frozen=True)

@@ -259,7 +259,8 @@ def test_other_dtypes_and_numpy_inputs_are_converted():
 
 
 def test_reduced_precision_matmul_setting_is_respected_and_left_alone():
-    """Under "medium" (bf16 inside fp32 matmuls) the fp32 path widens its margin; nothing is switched."""
+    """Under "medium" (bf16 inside torch's fp32 matmuls) the fp32 tiles stay exact (they run in numpy's
+    BLAS, which the setting does not reach); nothing is switched."""
     rng = np.random.default_rng(12)
     left, right = random_factors(rng, 200, 200, 12)
     saved = torch.get_float32_matmul_precision()
@@ -331,11 +332,13 @@ def test_screening_error_bound_holds(rank):
         assert bool(((screened - exact).abs() <= bound).all())
 
 
+@pytest.mark.parametrize("screen", [True, False], ids=["bf16-screen", "fp32"])
 @pytest.mark.parametrize("rank", [3, 64])
-def test_adversarial_factors_match_brute_force(rank):
+def test_adversarial_factors_match_brute_force(rank, screen):
     a, b = adversarial_factors(np.random.default_rng(5), rank)
     for negative in (False, True):
-        assert_same_top(top_pairs(a, b, 60, negative=negative, block_rows=8), a, b, 60, negative=negative)
+        got = top_pairs(a, b, 60, negative=negative, block_rows=8, screen=screen)
+        assert_same_top(got, a, b, 60, negative=negative)
 
 
 def test_bf16_bits_at_most_is_a_bf16_just_below():
@@ -369,7 +372,7 @@ def test_huge_values_fall_back_to_fp32_and_stay_exact():
     left, right = random_factors(rng, 120, 90, 5)
     left, right = left * 1e18, right * 1e18
     assert not topk._screening_is_safe(float(left.norm(dim=1).max()), float(right.norm(dim=0).max()))
-    assert_same_top(top_pairs(left, right, 40, block_rows=16), left, right, 40)
+    assert_same_top(top_pairs(left, right, 40, block_rows=16, screen=True), left, right, 40)
 
 
 @pytest.mark.parametrize("screen", [True, False], ids=["bf16-screen", "fp32"])
@@ -385,3 +388,65 @@ def test_parallel_workers_give_the_same_result(monkeypatch, screen):
         for field in ("row_ids", "col_ids", "scores"):
             np.testing.assert_array_equal(getattr(many, field), getattr(one, field))
     assert_same_top(many, left, right, 80, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Which tiles: bf16 only where the CPU multiplies it natively; factor layouts
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_default_screen_follows_the_cpu(monkeypatch, native):
+    """screen=None screens in bf16 exactly when native_bf16_matmul() says the CPU has bf16 arithmetic."""
+    seen = []
+    tiling = topk._tiling
+    monkeypatch.setattr(topk, "native_bf16_matmul", lambda: native)
+    monkeypatch.setattr(topk, "_tiling", lambda *args, **kw: seen.append(tiling(*args, **kw)) or seen[-1])
+    left, right = random_factors(np.random.default_rng(21), 90, 70, 6)
+    assert_same_top(top_pairs(left, right, 25, block_rows=16), left, right, 25)
+    assert [topk._screened(t) for t in seen] == [native]
+    seen.clear()
+    top_pairs(left, right, 25, block_rows=16, screen=not native)  # an explicit choice wins
+    assert [topk._screened(t) for t in seen] == [not native]
+
+
+def test_native_bf16_probe_answers_a_bool():
+    from embspace.runtime import native_bf16_matmul
+
+    assert isinstance(native_bf16_matmul(), bool)
+
+
+def test_a_transposed_right_factor_is_read_without_a_copy_and_gives_the_same_pairs():
+    """right may be the transpose of a contiguous [n_cols, r] array (as embspace.heads passes it)."""
+    rng = np.random.default_rng(22)
+    left, right = random_factors(rng, 110, 110, 7)
+    right_t = right.T.contiguous()
+    assert topk._prepare(left, right_t.T, 5, None, None, None, None, False).right_t.base is not None
+    for screen in (True, False):
+        strided = top_pairs(left, right_t.T, 40, block_rows=16, screen=screen, negative=True)
+        assert_same_top(strided, left, right, 40, negative=True)
+        fused = torch.cat([left, right_t], dim=1)  # both factors as halves of one array: strided views
+        halves = top_pairs(fused[:, :7], fused[:, 7:].T, 40, block_rows=16, screen=screen, negative=True)
+        np.testing.assert_array_equal(halves.scores, strided.scores)
+        assert pairs(halves) == pairs(strided)
+
+
+def test_first_tile_offers_the_entries_above_the_kth_row_maximum():
+    rng = np.random.default_rng(23)
+    tile = rng.standard_normal((40, 30)).astype(np.float32)
+    picked = topk._above_kth_row_max(tile, 7, 10_000)
+    cut = np.sort(tile.max(axis=1))[-7]
+    assert sorted(picked.tolist()) == np.flatnonzero(tile.reshape(-1) >= cut).tolist()
+    assert len(set((picked // 30).tolist())) >= 7  # one entry at least from each of the 7 best rows
+    assert topk._above_kth_row_max(tile, 41, 10_000) is None  # fewer rows than k
+    assert topk._above_kth_row_max(np.zeros((40, 30), np.float32), 7, 100) is None  # all tied: too many
+
+
+@pytest.mark.parametrize("k", [1, 10, 255, 256, 300])
+def test_default_tiles_with_filters_that_reject_the_first_offers(k):
+    """First tile harvested through the row-maximum cut, then (filters dropped pairs) the partition rounds."""
+    rng = np.random.default_rng(24)
+    left, right = random_factors(rng, 400, 400, 6)
+    kwargs = {"same_groups": rng.integers(0, 40, 400), "exclude": every_fifth_pair}
+    for negative in (False, True):
+        got = top_pairs(left, right, k, negative=negative, screen=False, **kwargs)
+        assert_same_top(got, left, right, k, negative=negative, **kwargs)
