@@ -90,7 +90,7 @@ class NeuronScanner:
         """block: [B, d_model] -> {side: (ids [B, k], scores [B, k]), -side: (...)}."""
         emb = self.E if side == "K" else self.E_out
         if block.device.type == "cpu":  # numpy's BLAS: 148 against torch's 96 GFLOP/s on this shape (AVX2)
-            projected = torch.from_numpy(block.numpy() @ emb.numpy())  # [B, V_kept]
+            projected = torch.from_numpy(block.detach().numpy() @ emb.numpy())  # [B, V_kept]
         else:
             projected = block @ emb
         found = {}
