@@ -506,12 +506,9 @@ def _multiply_tile(tiling: _Tiling, rows: slice, cols: slice, buffer):
     fp32 tiles go to numpy's BLAS (OpenBLAS): 8% faster than torch's oneDNN on these shapes, and
     never touched by torch's reduced-precision matmul settings."""
     h, w = rows.stop - rows.start, cols.stop - cols.start
-    if _screened(tiling):
-        values = buffer[: h * w].view(h, w)
-        torch.mm(tiling.a[rows], tiling.b[cols].T, out=values)
-        return values
-    values = buffer[: h * w].reshape(h, w)
-    np.matmul(tiling.a[rows], tiling.b[cols].T, out=values)
+    values = buffer[: h * w].reshape(h, w)  # a view: the buffer is contiguous (numpy or torch alike)
+    multiply = torch.mm if _screened(tiling) else np.matmul
+    multiply(tiling.a[rows], tiling.b[cols].T, out=values)
     return values
 
 
@@ -620,7 +617,9 @@ def _hot_rows(values: torch.Tensor, cut: float) -> np.ndarray:
     return torch.nonzero(values.amax(dim=1) >= floor).flatten().numpy()
 
 
-def _harvest_tile(values: torch.Tensor, row_ids: np.ndarray, col_ids: np.ndarray, margin: float, best) -> None:
+def _harvest_tile(
+    values: np.ndarray | torch.Tensor, row_ids: np.ndarray, col_ids: np.ndarray, margin: float, best
+) -> None:
     """Offer the entries of a computed tile (float32 numpy, or a bf16 screened tensor) that could make the top k."""
     if isinstance(values, np.ndarray):
         _harvest(values, row_ids, col_ids, margin, best)

@@ -27,17 +27,18 @@ def vocab_factors(
     rows_*: [V, d] (token t's vector in row t); w_*: [d, r]. The second product is the transpose of
     a head's right factor, so callers pass `.T` of it to `top_pairs` (no copy is made).
     """
+    shared = _same_tensor(rows_left, rows_right)
+    e_left = _float32_numpy(rows_left)  # converted once (a copy unless already float32 on the CPU)
+    e_right = e_left if shared else _float32_numpy(rows_right)
     w_left, w_right = _float32_numpy(w_left), _float32_numpy(w_right)
-    left = np.empty((rows_left.shape[0], w_left.shape[1]), dtype=np.float32)
-    right = np.empty((rows_right.shape[0], w_right.shape[1]), dtype=np.float32)
-    if _same_tensor(rows_left, rows_right):
+    left = np.empty((e_left.shape[0], w_left.shape[1]), dtype=np.float32)
+    right = np.empty((e_right.shape[0], w_right.shape[1]), dtype=np.float32)
+    if shared:
         fused = np.concatenate([w_left, w_right], axis=1)
-        _by_row_blocks(lambda block: _split_product(_float32_numpy(rows_left), fused, block, left, right), len(left))
+        _by_row_blocks(lambda block: _split_product(e_left, fused, block, left, right), len(left))
     else:
-        _by_row_blocks(lambda block: np.matmul(_float32_numpy(rows_left)[block], w_left, out=left[block]), len(left))
-        _by_row_blocks(
-            lambda block: np.matmul(_float32_numpy(rows_right)[block], w_right, out=right[block]), len(right)
-        )
+        _by_row_blocks(lambda block: np.matmul(e_left[block], w_left, out=left[block]), len(left))
+        _by_row_blocks(lambda block: np.matmul(e_right[block], w_right, out=right[block]), len(right))
     return torch.from_numpy(left), torch.from_numpy(right)
 
 

@@ -409,10 +409,29 @@ def test_default_screen_follows_the_cpu(monkeypatch, native):
     assert [topk._screened(t) for t in seen] == [not native]
 
 
-def test_native_bf16_probe_answers_a_bool():
-    from embspace.runtime import native_bf16_matmul
+@pytest.mark.parametrize(
+    ("probes", "expected"),
+    [
+        ({"_is_avx512_bf16_supported": lambda: False, "_is_amx_tile_supported": lambda: True}, True),
+        ({"_is_avx512_bf16_supported": lambda: True}, True),
+        ({"_is_avx512_bf16_supported": lambda: False, "_is_amx_tile_supported": lambda: False}, False),
+        ({}, False),  # a torch without the private probes
+        ({"_is_avx512_bf16_supported": lambda: (_ for _ in ()).throw(RuntimeError("no cpuinfo"))}, False),
+    ],
+    ids=["amx", "avx512-bf16", "neither", "no-probes", "probe-fails"],
+)
+def test_native_bf16_probe_reads_torchs_cpu_probes(monkeypatch, probes, expected):
+    from embspace import runtime
 
-    assert isinstance(native_bf16_matmul(), bool)
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, name, raising=False)
+    for name, probe in probes.items():
+        monkeypatch.setattr(torch.cpu, name, probe, raising=False)
+    runtime.native_bf16_matmul.cache_clear()
+    try:
+        assert runtime.native_bf16_matmul() is expected
+    finally:
+        runtime.native_bf16_matmul.cache_clear()  # the next caller probes the real CPU again
 
 
 def test_a_transposed_right_factor_is_read_without_a_copy_and_gives_the_same_pairs():
