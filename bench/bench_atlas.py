@@ -72,7 +72,7 @@ def minilm(out: Path, skip_build: bool) -> dict:
 
 def gpt2_ffn_scan(directory: Path, device: str) -> dict:
     from embspace import VocabFilter, open_model
-    from embspace.ffn_scan import NeuronScanner
+    from embspace.compute.ffn_scan import NeuronScanner
 
     build_gpt2_medium_shaped(directory)
     model = open_model(str(directory))

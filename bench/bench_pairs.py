@@ -1,11 +1,11 @@
-"""Benchmark embspace.topk.top_pairs against the notebook method (full V x V matrix), per head.
+"""Benchmark embspace.compute.topk.top_pairs against the notebook method (full V x V matrix), per head.
 
     .venv/bin/python bench/bench_pairs.py [--quick] [--threads N] [--k 50]
 
 Models: the bundled trained MiniLM (V=30522, d_head=32; W_VO and W_QK heads from several layers)
 and a GPT-2-medium-shaped random model (V=51200, d_model=1024, d_head=64, Gaussian weights:
 the worst case for pruning). Every (head, method) runs in its own process, so the peak RSS is that
-method's alone; the child imports torch, numpy, safetensors and embspace.topk, not transformers.
+method's alone; the child imports torch, numpy, safetensors and embspace.compute.topk, not transformers.
 Prints a markdown table. --quick: two MiniLM heads, and the GPT-2 shape without the notebook
 method (which needs ~18 GB: the 10.5 GB matrix plus its boolean masks; --skip-big-notebook
 skips only that run). On a small machine busy with other work, --threads 1 gives steadier times.
@@ -87,12 +87,12 @@ def run_child(spec: dict) -> dict:
         rows, cols, scores = notebook_top_pairs(emb_rows, w1, w2, emb_cols, k)
         times.append(time.perf_counter() - start)
     else:
-        from embspace.topk import top_pairs
-        from embspace.vocab_matmul import vocab_factors
+        from embspace.compute.topk import top_pairs
+        from embspace.compute.vocab_matmul import vocab_factors
 
         for _ in range(EMBSPACE_REPEATS):
             start = time.perf_counter()
-            # The head's factors [V, r], [r, V], as the product computes them (embspace.heads).
+            # The head's factors [V, r], [r, V], as the product computes them (embspace.compute.heads).
             left, right_t = vocab_factors(emb_rows, w1, emb_cols.T, w2.T)
             right = right_t.T
             found = top_pairs(left, right, k)

@@ -39,7 +39,7 @@ def median_ms(call, repeats: int = 5) -> float:
 
 def figures(model, word: str, atlas=None, heads: bool = True) -> dict:
     """Medians for one token of `word` under the default filter (what an atlas stores)."""
-    from embspace.search import SearchIndex, query_tokens, search
+    from embspace.search.index import SearchIndex, query_tokens, search
 
     # One token: the word's first, by its vocabulary form (a word the tokenizer splits is several searches).
     word = model.tokenizer.convert_ids_to_tokens(query_tokens(model, [word])[0].token_ids[0])

@@ -73,8 +73,8 @@ def _factors(spec: dict):
 
 
 def _pairs_child(spec: dict) -> dict:
-    from embspace.topk import top_pairs
-    from embspace.vocab_matmul import vocab_factors
+    from embspace.compute.topk import top_pairs
+    from embspace.compute.vocab_matmul import vocab_factors
 
     emb_rows, w1, w2, emb_cols = _factors(spec)
     times = []
@@ -85,7 +85,7 @@ def _pairs_child(spec: dict) -> dict:
 
             rows, cols, _ = notebook_top_pairs(emb_rows, w1, w2, emb_cols, spec["k"])
         else:
-            # The factors as the product computes them (embspace.heads): one GEMM on E for both.
+            # The factors as the product computes them (embspace.compute.heads): one GEMM on E for both.
             left, right_t = vocab_factors(emb_rows, w1, emb_cols.T, w2.T)
             found = top_pairs(left, right_t.T, spec["k"])
             rows, cols = found.row_ids, found.col_ids
@@ -96,9 +96,9 @@ def _pairs_child(spec: dict) -> dict:
 def _view_child(spec: dict) -> dict:
     """A head page's engine work, uncached: pairs, t-SNE of their tokens, the figure."""
     from embspace import open_model
-    from embspace.projections import head_top_pairs
-    from embspace.scatter import scatter_figure, scatter_frame, tsne_coordinates
-    from embspace.sources import DEFAULT_MODEL
+    from embspace.compute.projections import head_top_pairs
+    from embspace.compute.tsne import scatter_figure, scatter_frame, tsne_coordinates
+    from embspace.model.sources import DEFAULT_MODEL
 
     model = open_model(DEFAULT_MODEL)
     times = []
@@ -138,8 +138,10 @@ def export_breakdown() -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         out = str(Path(scratch) / "heads.jsonl")
         total = timed([python, "-m", "embspace", "export", "--kind", "vo", "--k", "50", "--out", out])
-    imports = timed([python, "-c", "import embspace.cli"])
-    opened = timed([python, "-c", "import embspace.cli as c; c.configure_runtime(); c.open_model(c.DEFAULT_MODEL)"])
+    imports = timed([python, "-c", "import embspace.cli.main"])
+    opened = timed(
+        [python, "-c", "import embspace.cli.main as c; c.configure_runtime(); c.open_model(c.DEFAULT_MODEL)"]
+    )
     return {"total": total, "imports": imports, "open_model": opened - imports, "scans": total - opened}
 
 

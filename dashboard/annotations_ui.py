@@ -1,6 +1,6 @@
 """Annotations in the dashboard: the label/note editor of a view, the display name, head labels for the heatmap.
 
-The store (SQLite in the operator's data dir, see embspace.annotations) is opened once per process. A
+The store (SQLite in the operator's data dir, see embspace.annotations.store) is opened once per process. A
 save is based on the version the person was shown (kept in the session), so two tabs editing one view
 get a conflict with both texts instead of a silent overwrite.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from embspace.annotations import AnnotationKey, AnnotationStore, Conflict, model_identity
-from embspace.annotations_io import open_store
+from embspace.annotations.files import open_store
+from embspace.annotations.store import AnnotationKey, AnnotationStore, Conflict, model_identity
 from embspace.errors import EmbspaceError
-from embspace.model import EmbeddingSpaceModel
+from embspace.model.embedding_space import EmbeddingSpaceModel
 
 AUTHOR_KEY = "display_name"
 LABEL_CHARS = 200

@@ -22,7 +22,7 @@ from dashboard.state import ViewSettings
 from embspace.atlas import DEFAULT_K, Atlas, build_atlas, filter_pairs, filter_tokens, find_atlas
 from embspace.atlas.read import APP_ATLASES, ATLAS_DIR_ENV
 from embspace.hosting import HostingPolicy
-from embspace.model import EmbeddingSpaceModel
+from embspace.model.embedding_space import EmbeddingSpaceModel
 
 ATLAS_KEY = "atlas"  # the toggle's key and URL parameter (atlas=false: compute live)
 ATLAS_HASH_FUNCS = {**HASH_FUNCS, Atlas: lambda atlas: (str(atlas.directory), atlas.manifest.get("created"))}

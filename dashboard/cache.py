@@ -22,10 +22,7 @@ import streamlit as st
 import torch
 
 from dashboard.state import ModelChoice, ViewSettings, model_key
-from embspace.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
-from embspace.hosting import HostingPolicy
-from embspace.model import EmbeddingSpaceModel
-from embspace.projections import (
+from embspace.compute.projections import (
     PairTable,
     copying_score,
     copying_scores,
@@ -33,7 +30,10 @@ from embspace.projections import (
     head_top_pairs,
     neuron_top_tokens,
 )
-from embspace.scatter import scatter_frame, tsne_coordinates
+from embspace.compute.tsne import scatter_frame, tsne_coordinates
+from embspace.hosting import HostingPolicy
+from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace.vocab.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
 
 RESULT_ENTRIES = 512  # results are small (k rows); bounded anyway for a long-running server
 COMPUTE_LOG_ENV = "EMBSPACE_COMPUTE_LOG"

@@ -10,10 +10,10 @@ import streamlit as st
 from dashboard import annotations_ui, atlas_view, cache, pickers, render, state, urlstate
 from dashboard.pickers import ScatterOptions
 from dashboard.state import ViewSettings
+from embspace.compute.heads import HEAD_KINDS, HeadKind
 from embspace.errors import EmbspaceError
-from embspace.heads import HEAD_KINDS, HeadKind
-from embspace.search import query_tokens
-from embspace.tokens import DISPLAY_CONVENTION
+from embspace.search.index import query_tokens
+from embspace.vocab.tokens import DISPLAY_CONVENTION
 
 DEFAULT_PAIRS_PLOTTED = 30
 

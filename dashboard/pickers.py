@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard import urlstate
-from embspace.model import EmbeddingSpaceModel
+from embspace.model.embedding_space import EmbeddingSpaceModel
 
 MAX_POINTS = 300  # t-SNE beyond this takes many seconds on a small server
 

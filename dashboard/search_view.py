@@ -11,8 +11,8 @@ from dashboard.atlas_view import model_atlas
 from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation
 from dashboard.pickers import LAYER_KEY
 from dashboard.state import ViewSettings, model_key
-from embspace.model import EmbeddingSpaceModel
-from embspace.search import SearchIndex, query_tokens, search
+from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace.search.index import SearchIndex, query_tokens, search
 
 VIEW_OF_KIND = {"neuron": ("neurons", "neuron"), "vo": ("vo", "head"), "qk": ("qk", "head")}
 WHERE = {

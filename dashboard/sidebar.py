@@ -15,14 +15,14 @@ import streamlit as st
 from dashboard import cache, urlstate
 from dashboard.cache import CorpusUpload
 from dashboard.state import ModelChoice, ViewSettings
-from embspace.adapters import UnsupportedArchitecture
-from embspace.checkpoint import CheckpointError
-from embspace.corpus import corpus_fields, infer_format, iter_corpus_texts
 from embspace.errors import EmbspaceError
-from embspace.filters import ALPHABETS, PairFilter, VocabFilter
 from embspace.hosting import HostingPolicy
-from embspace.model import EMBEDDING_CHOICES, EmbeddingSpaceModel, ModelInfo
-from embspace.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES
+from embspace.model.adapters import UnsupportedArchitecture
+from embspace.model.checkpoint import CheckpointError
+from embspace.model.embedding_space import EMBEDDING_CHOICES, EmbeddingSpaceModel, ModelInfo
+from embspace.model.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES
+from embspace.vocab.corpus import corpus_fields, infer_format, iter_corpus_texts
+from embspace.vocab.filters import ALPHABETS, PairFilter, VocabFilter
 
 # The bundled MiniLM first: it is the only one that works offline.
 MODEL_PRESETS = (

@@ -3,17 +3,17 @@
 Computation only: no UI imports here, so notebooks, the CLI and tests can all use it.
 """
 
-from embspace.errors import EmbspaceError, ModelNotFound, ModelTooLarge, OutOfRange
-from embspace.filters import ALPHABETS, PairFilter, VocabFilter
-from embspace.model import EmbeddingSpaceModel, ModelInfo, open_model
-from embspace.projections import (
+from embspace.compute.projections import (
     PairTable,
     TokenScores,
     copying_scores,
     head_top_pairs,
     neuron_top_tokens,
 )
-from embspace.sources import DEFAULT_MODEL
+from embspace.errors import EmbspaceError, ModelNotFound, ModelTooLarge, OutOfRange
+from embspace.model.embedding_space import EmbeddingSpaceModel, ModelInfo, open_model
+from embspace.model.sources import DEFAULT_MODEL
+from embspace.vocab.filters import ALPHABETS, PairFilter, VocabFilter
 
 __all__ = [
     "ALPHABETS",

@@ -2,6 +2,6 @@
 
 import sys
 
-from embspace.cli import main
+from embspace.cli.main import main
 
 sys.exit(main())

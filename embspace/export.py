@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from embspace.compute.heads import HeadKind, head_kind
+from embspace.compute.projections import head_top_pairs
 from embspace.errors import Busy, EmbspaceError
-from embspace.filters import PairFilter, VocabFilter
-from embspace.heads import HeadKind, head_kind
-from embspace.model import EmbeddingSpaceModel, check_k
-from embspace.projections import head_top_pairs
+from embspace.model.embedding_space import EmbeddingSpaceModel, check_k
 from embspace.runtime import scan_workers, scan_workers_at_most
+from embspace.vocab.filters import PairFilter, VocabFilter
 
 
 @dataclass(frozen=True)

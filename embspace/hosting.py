@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from embspace.corpus import infer_format, iter_corpus_texts
 from embspace.errors import EmbspaceError, Refused
-from embspace.model import EmbeddingSpaceModel, open_model
-from embspace.sources import (
+from embspace.model.embedding_space import EmbeddingSpaceModel, open_model
+from embspace.model.sources import (
     DEFAULT_MODEL,
     DEFAULT_WEIGHT_BUDGET_BYTES,
     HubClient,
@@ -29,6 +28,7 @@ from embspace.sources import (
     bundled_model_dir,
     download_from_hub,
 )
+from embspace.vocab.corpus import infer_format, iter_corpus_texts
 
 HOSTED_ENV = "EMBSPACE_HOSTED"
 ALLOWED_MODELS_ENV = "EMBSPACE_ALLOWED_MODELS"

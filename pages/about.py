@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import atlas_view, sidebar, state
 from embspace.atlas.manifest import describe
-from embspace.tokens import DISPLAY_CONVENTION
+from embspace.vocab.tokens import DISPLAY_CONVENTION
 
 model = state.current().model
 

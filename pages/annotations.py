@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import annotations_ui, pickers, render, state, urlstate
-from embspace.annotations import model_identity
-from embspace.annotations_io import apply_import, export_document, parse_document, plan_import
+from embspace.annotations.files import apply_import, export_document, parse_document, plan_import
+from embspace.annotations.store import model_identity
 from embspace.errors import EmbspaceError
 
 PAGE_OF_KIND = {"neuron": "neurons", "vo": "vo", "qk": "qk"}

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from dashboard import annotations_ui, atlas_view, cache, pickers, render, state
-from embspace.projections import neuron_vector_names
-from embspace.tokens import DISPLAY_CONVENTION
+from embspace.compute.projections import neuron_vector_names
+from embspace.vocab.tokens import DISPLAY_CONVENTION
 
 DEFAULT_TOKENS_PLOTTED = 50
 

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from dashboard import annotations_ui, atlas_view, render, search_view, state, urlstate
-from embspace.annotations import model_identity
-from embspace.tokens import DISPLAY_CONVENTION
+from embspace.annotations.store import model_identity
+from embspace.vocab.tokens import DISPLAY_CONVENTION
 
 DEFAULT_LIMIT = 10
 

@@ -20,9 +20,9 @@ from transformers import AttentionInterface, AutoModel, AutoModelForCausalLM, Au
 from transformers.activations import ACT2FN
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from embspace.adapters import ADAPTERS, UnsupportedArchitecture, adapter_for
-from embspace.checkpoint import CheckpointError, TensorReader
-from embspace.layout import LayerWeights, ModelShape
+from embspace.model.adapters import ADAPTERS, UnsupportedArchitecture, adapter_for
+from embspace.model.checkpoint import CheckpointError, TensorReader
+from embspace.model.layout import LayerWeights, ModelShape
 
 CAPTURE = "embspace_capture"
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}

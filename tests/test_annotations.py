@@ -1,4 +1,4 @@
-"""embspace.annotations: the SQLite store, compare-and-set saves under concurrent writers, and bad input."""
+"""embspace.annotations.store: the SQLite store, compare-and-set saves under concurrent writers, and bad input."""
 
 import os
 import sqlite3
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from embspace.annotations import (
+from embspace.annotations.store import (
     DB_FILE,
     MAX_LABEL_CHARS,
     Annotation,
@@ -22,8 +22,8 @@ from embspace.annotations import (
     StoreBusy,
     model_identity,
 )
-from embspace.datadir import AnnotationSettings, default_data_dir
-from embspace.layout import ModelShape
+from embspace.model.layout import ModelShape
+from embspace.settings import AnnotationSettings, default_data_dir
 
 MODEL = "org/tiny"
 SHAPE = ModelShape("gpt2", n_layers=2, n_heads=4, n_kv_heads=4, d_model=8, d_head=2, d_ff=16, vocab_size=50)
@@ -141,7 +141,7 @@ def test_threads_lose_no_update(store):
 
 WORKER = """
 import sys
-from embspace.annotations import AnnotationStore
+from embspace.annotations.store import AnnotationStore
 sys.path.insert(0, sys.argv[3])
 from test_annotations import increment
 store = AnnotationStore.open(sys.argv[1], read_only=False, busy_timeout=30)
@@ -333,7 +333,7 @@ def test_seed_rows_show_under_stored_rows(tmp_path):
 
 
 def test_model_identity_keys_local_directories_by_resolved_path(tmp_path, monkeypatch):
-    from embspace.model import ModelInfo
+    from embspace.model.embedding_space import ModelInfo
 
     local = ModelInfo("m", None, str(tmp_path / "m"), "local", SHAPE, "input", True, 0)
     hub = ModelInfo("gpt2", "main", "/cache/x", "hub", SHAPE, "input", True, 0)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from embspace import open_model
-from embspace.annotations import DB_FILE
-from embspace.cli import main
-from embspace.sources import DEFAULT_MODEL
+from embspace.annotations.store import DB_FILE
+from embspace.cli.main import main
+from embspace.model.sources import DEFAULT_MODEL
 
 
 @pytest.fixture(autouse=True)

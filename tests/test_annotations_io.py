@@ -1,12 +1,11 @@
-"""embspace.annotations_io: export/import round-trip, the import plan, all-or-nothing apply, bad files, the seed."""
+"""embspace.annotations.files: export/import round-trip, the import plan, all-or-nothing apply, bad files, the seed."""
 
 import json
 import sqlite3
 
 import pytest
 
-from embspace.annotations import AnnotationError, AnnotationKey, AnnotationStore, InvalidAnnotation
-from embspace.annotations_io import (
+from embspace.annotations.files import (
     SCHEMA,
     apply_import,
     export_document,
@@ -15,7 +14,8 @@ from embspace.annotations_io import (
     read_document,
     write_export,
 )
-from embspace.layout import ModelShape
+from embspace.annotations.store import AnnotationError, AnnotationKey, AnnotationStore, InvalidAnnotation
+from embspace.model.layout import ModelShape
 
 MODEL = "org/tiny"
 SHAPE = ModelShape("gpt2", n_layers=2, n_heads=4, n_kv_heads=4, d_model=8, d_head=2, d_ff=16, vocab_size=50)

@@ -7,8 +7,8 @@ import json
 import pytest
 from app_harness import app_fixture, assert_clean, fresh_server_fixture  # noqa: F401
 
-from embspace.annotations import AnnotationKey, AnnotationStore
-from embspace.sources import DEFAULT_MODEL
+from embspace.annotations.store import AnnotationKey, AnnotationStore
+from embspace.model.sources import DEFAULT_MODEL
 
 
 @pytest.fixture(name="data_dir", autouse=True)
@@ -82,8 +82,8 @@ def test_overview_heatmap_shows_labels_on_hover(app, data_dir):
 
 def test_list_page_offers_export_and_import_and_lists_imported_annotations(app, data_dir):
     """The import itself (plan, then all-or-nothing apply) is the engine's; the page lists what it added."""
-    from embspace.annotations_io import apply_import, parse_document, plan_import
-    from embspace.model import open_model
+    from embspace.annotations.files import apply_import, parse_document, plan_import
+    from embspace.model.embedding_space import open_model
 
     document = {
         "schema": "embspace-annotations",

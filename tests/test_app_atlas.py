@@ -12,9 +12,9 @@ import pytest
 from app_harness import app_fixture, assert_clean, fresh_server_fixture  # noqa: F401
 
 from embspace.atlas import Atlas, build_atlas
-from embspace.model import open_model
-from embspace.projections import copying_scores, head_top_pairs, neuron_top_tokens
-from embspace.sources import DEFAULT_MODEL
+from embspace.compute.projections import copying_scores, head_top_pairs, neuron_top_tokens
+from embspace.model.embedding_space import open_model
+from embspace.model.sources import DEFAULT_MODEL
 
 ATLAS_K = 6
 

@@ -158,9 +158,9 @@ def test_overview_scores_every_head_and_a_click_opens_its_w_vo(app, downloads):
 
 def test_head_page_lists_a_tokens_best_partners_in_that_head(app):
     """?token=king: the head's best pairs with king as the row and as the column, equal to the engine's."""
-    from embspace.model import open_model
-    from embspace.projections import head_top_pairs
-    from embspace.sources import DEFAULT_MODEL
+    from embspace.compute.projections import head_top_pairs
+    from embspace.model.embedding_space import open_model
+    from embspace.model.sources import DEFAULT_MODEL
 
     at = app("pages/qk.py", layer="2", head="3", k="4", pairs="4", token="king")
     assert_clean(at)

@@ -6,10 +6,10 @@ from urllib.parse import parse_qs, urlparse
 
 from app_harness import app_fixture, assert_clean, download_data, downloads_fixture, fresh_server_fixture  # noqa: F401
 
-from embspace.filters import VocabFilter
-from embspace.model import open_model
-from embspace.search import search
-from embspace.sources import DEFAULT_MODEL
+from embspace.model.embedding_space import open_model
+from embspace.model.sources import DEFAULT_MODEL
+from embspace.search.index import search
+from embspace.vocab.filters import VocabFilter
 
 
 def test_search_page_lists_hits_with_links_to_their_views(app, downloads):

@@ -14,7 +14,7 @@ from app_harness import (
 )
 
 from embspace.hosting import HostingPolicy
-from embspace.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES
+from embspace.model.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES
 
 
 def test_query_params_set_the_view(app):
@@ -184,8 +184,8 @@ def test_two_sessions_share_one_model(app):
 
 
 def test_input_output_embedding_reads_rows_and_columns_through_two_matrices(app, tiny_model):
-    from embspace.model import open_model
-    from embspace.projections import head_top_pairs
+    from embspace.compute.projections import head_top_pairs
+    from embspace.model.embedding_space import open_model
 
     path = str(tiny_model("gpt_neox"))
     at = app("pages/vo.py", model=path, embedding="input-output", layer="1", head="2", k="5", pairs="5")

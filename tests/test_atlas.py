@@ -18,9 +18,9 @@ import torch
 
 from embspace import PairFilter, VocabFilter, copying_scores, head_top_pairs, neuron_top_tokens, open_model
 from embspace.atlas import Atlas, AtlasError, build_atlas, filter_pairs, filter_tokens, find_atlas, parse_layers
-from embspace.cli import main
+from embspace.cli.main import main
 from embspace.errors import EmbspaceError
-from embspace.search import search
+from embspace.search.index import search
 
 ROOT = Path(__file__).resolve().parent.parent
 

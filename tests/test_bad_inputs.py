@@ -19,11 +19,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from embspace import EmbspaceError, open_model
-from embspace.cli import main
+from embspace.cli.main import main
+from embspace.compute.projections import copying_scores, head_top_pairs, neuron_top_tokens
 from embspace.errors import Busy, CustomCodeRefused, InconsistentModel, NonFiniteWeights
 from embspace.export import export_heads
-from embspace.model import MAX_K
-from embspace.projections import copying_scores, head_top_pairs, neuron_top_tokens
+from embspace.model.embedding_space import MAX_K
 
 REPO = Path(__file__).parent.parent
 D_MODEL, D_HEAD = 32, 8  # tests/tiny_models.py: d_model 32, 4 heads

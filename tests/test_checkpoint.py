@@ -12,7 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tiny_models import make_tiny_model
 
-from embspace.checkpoint import CheckpointError, TensorReader
+from embspace.model.checkpoint import CheckpointError, TensorReader
 
 
 def _safetensors_state(path: Path) -> dict[str, torch.Tensor]:

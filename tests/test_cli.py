@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from embspace import PairFilter, VocabFilter, open_model
-from embspace.cli import main
-from embspace.projections import head_top_pairs
+from embspace.cli.main import main
+from embspace.compute.projections import head_top_pairs
 
 
 def run_cli(capsys, *argv):

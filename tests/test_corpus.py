@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from tokenizer_factory import byte_level_tokenizer, metaspace_tokenizer, minilm_tokenizer, wordpiece_tokenizer
 
-from embspace.corpus import (
+from embspace.vocab.corpus import (
     CorpusError,
     corpus_fields,
     corpus_token_ids,

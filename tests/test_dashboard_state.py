@@ -6,8 +6,8 @@ import pytest
 
 from dashboard.cache import HASH_FUNCS, CorpusUpload
 from dashboard.state import ViewSettings, model_key
-from embspace.filters import PairFilter, VocabFilter
-from embspace.model import open_model
+from embspace.model.embedding_space import open_model
+from embspace.vocab.filters import PairFilter, VocabFilter
 
 
 @pytest.fixture(scope="module")

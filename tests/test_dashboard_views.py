@@ -11,7 +11,7 @@ from dashboard.head_view import pair_tokens
 from dashboard.render import clicked_cell, copying_heatmap
 from dashboard.search_view import results_table, view_link
 from dashboard.sidebar import model_card_markdown
-from embspace.model import open_model
+from embspace.model.embedding_space import open_model
 
 
 def test_pair_tokens_keeps_each_token_once_per_side_with_its_best_score():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from embspace import EmbspaceError, PairFilter, VocabFilter, open_model
+from embspace.compute.projections import head_top_pairs
 from embspace.export import export_heads
-from embspace.projections import head_top_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,14 +1,14 @@
-"""embspace.ffn_scan: every neuron at once equals `neuron_top_tokens` and a float64 brute force; devices."""
+"""embspace.compute.ffn_scan: every neuron at once equals `neuron_top_tokens` and a float64 brute force; devices."""
 
 import numpy as np
 import pytest
 import torch
 
 from embspace import VocabFilter, open_model
-from embspace.devices import resolve_device
+from embspace.compute.devices import resolve_device
+from embspace.compute.ffn_scan import SCAN_VECTORS, NeuronScanner, scan_layer_neurons, top_k_rows
+from embspace.compute.projections import neuron_top_tokens
 from embspace.errors import EmbspaceError
-from embspace.ffn_scan import SCAN_VECTORS, NeuronScanner, scan_layer_neurons, top_k_rows
-from embspace.projections import neuron_top_tokens
 
 
 def by_score_then_id(ids: np.ndarray, scores: np.ndarray) -> tuple[list, list]:

@@ -15,8 +15,8 @@ from tokenizer_factory import (
     wordpiece_tokenizer,
 )
 
-from embspace.filters import ALPHABETS, FilterError, PairFilter, VocabFilter
-from embspace.tokens import PLAIN, Vocabulary, build_vocabulary
+from embspace.vocab.filters import ALPHABETS, FilterError, PairFilter, VocabFilter
+from embspace.vocab.tokens import PLAIN, Vocabulary, build_vocabulary
 
 # Spelled out here, not taken from embspace, so the test does not check the code with itself.
 LATIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

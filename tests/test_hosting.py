@@ -20,7 +20,7 @@ import pytest
 from embspace import DEFAULT_MODEL, EmbspaceError, ModelTooLarge
 from embspace.errors import Refused
 from embspace.hosting import REFUSED_SOURCE, HostingPolicy, ModelCache, repo_folder
-from embspace.sources import HubClient
+from embspace.model.sources import HubClient
 
 
 class FakeHub:

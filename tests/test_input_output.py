@@ -11,10 +11,10 @@ import torch
 from transformers import GPTNeoXForCausalLM
 
 from embspace import EmbspaceError, open_model
-from embspace.cli import main
-from embspace.ffn_scan import scan_layer_neurons
-from embspace.projections import copying_score, head_top_pairs, neuron_top_tokens
-from embspace.search import search
+from embspace.cli.main import main
+from embspace.compute.ffn_scan import scan_layer_neurons
+from embspace.compute.projections import copying_score, head_top_pairs, neuron_top_tokens
+from embspace.search.index import search
 
 LAYER, HEAD = 1, 2
 

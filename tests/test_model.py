@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from embspace import DEFAULT_MODEL, EmbspaceError, ModelNotFound, ModelTooLarge, open_model
-from embspace.checkpoint import TensorReader
-from embspace.sources import bundled_model_dir, resolve_source
+from embspace.model.checkpoint import TensorReader
+from embspace.model.sources import bundled_model_dir, resolve_source
 
 
 def test_default_id_resolves_to_the_bundled_minilm():
@@ -130,7 +130,7 @@ def _hub_unreachable(repo_id, revision):
 
 def test_unreachable_hub_falls_back_to_the_local_cache(tiny_model, tmp_path, monkeypatch):
     """The online path with no network must still find a cached snapshot."""
-    import embspace.sources as sources
+    import embspace.model.sources as sources
 
     cache = tmp_path / "hub"
     snapshot = _fake_hub_cache(cache, "someone/cached", tiny_model("bert"))
@@ -141,7 +141,7 @@ def test_unreachable_hub_falls_back_to_the_local_cache(tiny_model, tmp_path, mon
 
 
 def test_unreachable_hub_and_no_cache_is_one_clear_error(tmp_path, monkeypatch):
-    import embspace.sources as sources
+    import embspace.model.sources as sources
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -152,7 +152,7 @@ def test_unreachable_hub_and_no_cache_is_one_clear_error(tmp_path, monkeypatch):
 
 def test_hub_model_over_budget_is_refused_before_download(monkeypatch, tmp_path):
     """The hub's size answer is faked (no hub here); the refusal must come before any download."""
-    import embspace.sources as sources
+    import embspace.model.sources as sources
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(sources, "hub_weight_files", lambda repo, rev: (["*.safetensors"], 5_000_000_000))
@@ -162,7 +162,7 @@ def test_hub_model_over_budget_is_refused_before_download(monkeypatch, tmp_path)
 
 
 def test_repository_without_weights_is_not_reported_as_a_network_problem(monkeypatch, tmp_path):
-    import embspace.sources as sources
+    import embspace.model.sources as sources
 
     def no_weights(repo_id, revision):
         raise ModelNotFound(f"{repo_id} has neither *.safetensors nor pytorch_model.bin weights.")

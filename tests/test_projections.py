@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from embspace import OutOfRange, PairFilter, VocabFilter, open_model
-from embspace.projections import (
+from embspace.compute.projections import (
     copying_score,
     copying_scores,
     head_factors,
@@ -140,7 +140,7 @@ def test_minilm_copying_heads_are_found(minilm_dir):
 
 @pytest.mark.parametrize("name", ["vo", "qk"])
 def test_head_kind_factors_multiply_to_the_full_matrix(gpt2_model, name):
-    from embspace.heads import HEAD_KINDS
+    from embspace.compute.heads import HEAD_KINDS
 
     spec = HEAD_KINDS[name]
     assert spec.name == name and spec.title == f"W_{name.upper()}"
@@ -152,7 +152,7 @@ def test_head_kind_factors_multiply_to_the_full_matrix(gpt2_model, name):
 
 
 def test_head_top_pairs_takes_a_name_or_a_head_kind(gpt2_model):
-    from embspace.heads import HEAD_KINDS
+    from embspace.compute.heads import HEAD_KINDS
 
     by_name = head_top_pairs(gpt2_model, "qk", 0, 1, k=7)
     by_object = head_top_pairs(gpt2_model, HEAD_KINDS["qk"], 0, 1, k=7)
@@ -168,7 +168,7 @@ def test_unknown_head_kind_names_the_valid_ones(gpt2_model):
 
 
 def test_head_kind_header_names_rows_and_columns():
-    from embspace.heads import HEAD_KINDS
+    from embspace.compute.heads import HEAD_KINDS
 
     line = HEAD_KINDS["vo"].header(3, 1)
     assert line.startswith("W_VO layer 3, head 1:")
@@ -176,7 +176,7 @@ def test_head_kind_header_names_rows_and_columns():
 
 
 def test_neuron_vectors_come_in_display_order(gpt2_model, llama_model):
-    from embspace.projections import neuron_vector_names, neuron_vectors
+    from embspace.compute.projections import neuron_vector_names, neuron_vectors
 
     assert list(neuron_vectors(gpt2_model, 0, 0)) == ["K", "V", "-K", "-V"] == list(neuron_vector_names(False))
     assert list(neuron_vectors(llama_model, 0, 0)) == ["K", "V", "-K", "-V", "U", "-U"]

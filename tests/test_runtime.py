@@ -42,7 +42,7 @@ def test_cli_configures_the_process_at_start_up():
     seen = run_fresh(
         "import json, torch\n"
         "from embspace import runtime\n"
-        "from embspace.cli import main\n"
+        "from embspace.cli.main import main\n"
         "main(['info'])\n"
         "print(json.dumps({'policy': runtime.current() is not None, 'torch_threads': torch.get_num_threads()}))"
     )

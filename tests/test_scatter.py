@@ -1,4 +1,4 @@
-"""embspace.scatter: t-SNE coordinates, the scatter frame, the plotly figure and its HTML export."""
+"""embspace.compute.tsne: t-SNE coordinates, the scatter frame, the plotly figure and its HTML export."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.manifold import trustworthiness
 
-from embspace.scatter import (
+from embspace.compute.tsne import (
     GROUP_SYMBOLS,
     MIN_TSNE_POINTS,
     default_perplexity,

@@ -1,4 +1,4 @@
-"""embspace.search: token ranks against brute force on a tiny model, live and from an atlas; the CLI."""
+"""embspace.search.index: token ranks against brute force on a tiny model, live and from an atlas; the CLI."""
 
 import json
 
@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from embspace import PairFilter, VocabFilter, open_model, search_ffn
+from embspace import PairFilter, VocabFilter, open_model
 from embspace.atlas import Atlas, build_atlas
-from embspace.cli import main
-from embspace.search import (
+from embspace.cli.main import main
+from embspace.search import ffn as search_ffn
+from embspace.search.ffn import capped_ranks, ffn_ranks, neuron_ranks_brute_force
+from embspace.search.index import (
     SEARCH_KINDS,
     SearchIndex,
     _filtered_vocab,
@@ -17,8 +19,7 @@ from embspace.search import (
     query_tokens,
     search,
 )
-from embspace.search_ffn import capped_ranks, ffn_ranks, neuron_ranks_brute_force
-from embspace.search_screen import STORED_SAMPLE_TOKENS, STORED_TOP, StoredSample, rounding_margin
+from embspace.search.screen import STORED_SAMPLE_TOKENS, STORED_TOP, StoredSample, rounding_margin
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from tokenizer_factory import _bytes_to_unicode as gpt2_alphabet
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from embspace.tokens import (
+from embspace.vocab.tokens import (
     BYTE_LEVEL,
     DISPLAY_CONVENTION,
     METASPACE,

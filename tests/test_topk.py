@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from embspace import topk
-from embspace.topk import PairSearchError, TopPairs, brute_force_top_pairs, top_pairs
+from embspace.compute import topk
+from embspace.compute.topk import PairSearchError, TopPairs, brute_force_top_pairs, top_pairs
 
 FLAGS = ("row_mask", "col_mask", "same_groups", "exclude", "negative")
 
@@ -435,7 +435,7 @@ def test_native_bf16_probe_reads_torchs_cpu_probes(monkeypatch, probes, expected
 
 
 def test_a_transposed_right_factor_is_read_without_a_copy_and_gives_the_same_pairs():
-    """right may be the transpose of a contiguous [n_cols, r] array (as embspace.heads passes it)."""
+    """right may be the transpose of a contiguous [n_cols, r] array (as embspace.compute.heads passes it)."""
     rng = np.random.default_rng(22)
     left, right = random_factors(rng, 110, 110, 7)
     right_t = right.T.contiguous()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from embspace import vocab_matmul
-from embspace.vocab_matmul import vocab_factors
+from embspace.compute import vocab_matmul
+from embspace.compute.vocab_matmul import vocab_factors
 
 U32 = 2.0**-24
 

@@ -110,7 +110,7 @@ def byte_level_raw(text: str) -> str:
 
 
 def _bytes_to_unicode() -> dict[int, str]:
-    # Written out independently of embspace.tokens so the test does not check the code with itself.
+    # Written out independently of embspace.vocab.tokens so the test does not check the code with itself.
     printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
     table = {b: chr(b) for b in printable}
     extra = 0

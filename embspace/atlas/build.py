@@ -26,10 +26,10 @@ from embspace.atlas.manifest import (
     write_json_atomic,
 )
 from embspace.atlas.units import UNIT_KINDS, Unit, Workspace, compute_unit, token_table
-from embspace.devices import resolve_device
+from embspace.compute.devices import resolve_device
+from embspace.compute.ffn_scan import SCAN_VECTORS
 from embspace.errors import Busy, EmbspaceError
-from embspace.ffn_scan import SCAN_VECTORS
-from embspace.model import EmbeddingSpaceModel, check_k
+from embspace.model.embedding_space import EmbeddingSpaceModel, check_k
 
 DEFAULT_K = 200
 # Rows per Parquet row group in the neuron table: its min/max statistics let a one-neuron read skip the rest.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from embspace.errors import EmbspaceError
-from embspace.model import EmbeddingSpaceModel
+from embspace.model.embedding_space import EmbeddingSpaceModel
 
 FORMAT = "embspace-atlas"
 FORMAT_VERSION = 1

@@ -33,7 +33,7 @@ def model_source(workspace: Workspace) -> tuple[str, str | None, str]:
 
 def worker_unit(source: str, revision: str | None, embedding: str, k: int, device: str, unit: Unit) -> dict:
     """Runs in a Ray worker: the unit's tables, the model opened once per process."""
-    from embspace.model import open_model
+    from embspace.model.embedding_space import open_model
     from embspace.runtime import configure
 
     configure(threads=1)  # one core per task: Ray schedules tasks by num_cpus=1

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 
 from embspace.atlas.manifest import HEADS_SCHEMA, IDENTITY_KEYS, MANIFEST, PATHS, config_sha256, read_manifest
 from embspace.errors import EmbspaceError
-from embspace.filters import PairFilter, VocabFilter
-from embspace.model import EmbeddingSpaceModel
+from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace.vocab.filters import PairFilter, VocabFilter
 
 ATLAS_DIR_ENV = "EMBSPACE_ATLAS_DIR"
 APP_ATLASES = Path(__file__).resolve().parents[2] / "atlases"

@@ -13,9 +13,9 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import torch
 
 from embspace.atlas.manifest import HEADS_SCHEMA, NEURONS_SCHEMA, PAIRS_SCHEMA, PATHS
-from embspace.ffn_scan import SCAN_VECTORS, NeuronScanner
-from embspace.model import EmbeddingSpaceModel
-from embspace.projections import copying_score, embedding_gram, head_top_pairs
+from embspace.compute.ffn_scan import SCAN_VECTORS, NeuronScanner
+from embspace.compute.projections import copying_score, embedding_gram, head_top_pairs
+from embspace.model.embedding_space import EmbeddingSpaceModel
 
 UNIT_KINDS = ("vo", "qk", "ffn")
 SEARCHED_VECTORS = ("K", "V")  # the neuron lists token search reads (the tokens table)

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from embspace import cli_annotations, cli_atlas
-from embspace.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
+from embspace.cli import annotations as cli_annotations
+from embspace.cli import atlas as cli_atlas
+from embspace.compute.projections import HEAD_KINDS, copying_scores, head_top_pairs, neuron_top_tokens
 from embspace.errors import EmbspaceError
 from embspace.export import export_heads
-from embspace.filters import ALPHABETS, PairFilter, VocabFilter, token_list_ids
-from embspace.model import EMBEDDING_CHOICES, MAX_K, EmbeddingSpaceModel, open_model
-from embspace.model import check_k as check_k_range
-from embspace.projections import HEAD_KINDS, copying_scores, head_top_pairs, neuron_top_tokens
+from embspace.model.embedding_space import EMBEDDING_CHOICES, MAX_K, EmbeddingSpaceModel, open_model
+from embspace.model.embedding_space import check_k as check_k_range
+from embspace.model.sources import DEFAULT_MODEL
 from embspace.runtime import configure as configure_runtime
-from embspace.sources import DEFAULT_MODEL
+from embspace.vocab.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
+from embspace.vocab.filters import ALPHABETS, PairFilter, VocabFilter, token_list_ids
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import torch
 
-from embspace.checkpoint import TensorReader
 from embspace.errors import EmbspaceError
-from embspace.layout import LayerWeights, ModelShape
+from embspace.model.checkpoint import TensorReader
+from embspace.model.layout import LayerWeights, ModelShape
 
 _MISSING = object()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embspace.adapters.base import (
+from embspace.model.adapters.base import (
     ShapeKeys,
     find_prefix,
     heads_bias,
@@ -13,8 +13,8 @@ from embspace.adapters.base import (
     optional,
     shape_from_config,
 )
-from embspace.checkpoint import TensorReader
-from embspace.layout import LayerWeights, ModelShape
+from embspace.model.checkpoint import TensorReader
+from embspace.model.layout import LayerWeights, ModelShape
 
 _EMBEDDING = "embeddings.word_embeddings.weight"
 # Masked-LM decoders of BertForMaskedLM / BertForPreTraining and RobertaForMaskedLM; usually

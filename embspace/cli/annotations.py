@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from embspace.annotations import KINDS, AnnotationError, AnnotationKey, AnnotationStore, check_key, model_identity
-from embspace.annotations_io import ON_CONFLICT, apply_import, open_store, plan_import, read_document, write_export
-from embspace.model import EmbeddingSpaceModel
+from embspace.annotations.files import ON_CONFLICT, apply_import, open_store, plan_import, read_document, write_export
+from embspace.annotations.store import KINDS, AnnotationError, AnnotationKey, AnnotationStore, check_key, model_identity
+from embspace.model.embedding_space import EmbeddingSpaceModel
 
 
 def register(commands, model_args: argparse.ArgumentParser) -> dict:

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from embspace.devices import DEVICE_CHOICES
-from embspace.model import EMBEDDING_CHOICES, EmbeddingSpaceModel
-from embspace.sources import DEFAULT_MODEL
+from embspace.compute.devices import DEVICE_CHOICES
+from embspace.model.embedding_space import EMBEDDING_CHOICES, EmbeddingSpaceModel
+from embspace.model.sources import DEFAULT_MODEL
 
 SEARCH_LABELS = {
     "neuron-K": "FFN neurons reading it (K)",
@@ -78,8 +78,8 @@ def run_atlas(args, model: EmbeddingSpaceModel) -> None:
 
 def run_search(args, model: EmbeddingSpaceModel) -> None:
     from embspace.atlas import Atlas, AtlasError, find_atlas
-    from embspace.cli import pair_filter_from_args, vocab_filter_from_args
-    from embspace.search import query_tokens, search
+    from embspace.cli.main import pair_filter_from_args, vocab_filter_from_args
+    from embspace.search.index import query_tokens, search
 
     if args.limit < 1:
         raise ValueError("--limit must be at least 1.")

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from embspace.compute.vocab_matmul import vocab_factors
 from embspace.errors import EmbspaceError
-from embspace.vocab_matmul import vocab_factors
 
 if TYPE_CHECKING:  # only for annotations: model.py must not depend on this module
-    from embspace.model import EmbeddingSpaceModel, LayerWeights
+    from embspace.model.embedding_space import EmbeddingSpaceModel, LayerWeights
 
 Factors = Callable[["EmbeddingSpaceModel", "LayerWeights", int], tuple[torch.Tensor, torch.Tensor]]
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from embspace.devices import resolve_device
-from embspace.filters import VocabFilter
-from embspace.model import EmbeddingSpaceModel
+from embspace.compute.devices import resolve_device
+from embspace.model.embedding_space import EmbeddingSpaceModel
 from embspace.runtime import scan_workers
+from embspace.vocab.filters import VocabFilter
 
 SCAN_VECTORS = ("K", "V", "-K", "-V")
 BLOCK_NEURONS = 256  # rows per matmul: [256, V] float32 is 51 MB for V = 50k

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from embspace.datadir import ANNOTATIONS_ENV, AnnotationSettings
 from embspace.errors import Busy, EmbspaceError
+from embspace.settings import ANNOTATIONS_ENV, AnnotationSettings
 
 KINDS = ("neuron", "vo", "qk")
 HEAD_KINDS = ("vo", "qk")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embspace.adapters.base import ShapeKeys, find_prefix, heads_in, heads_out, optional, shape_from_config
-from embspace.checkpoint import TensorReader
-from embspace.layout import LayerWeights, ModelShape
+from embspace.model.adapters.base import ShapeKeys, find_prefix, heads_in, heads_out, optional, shape_from_config
+from embspace.model.checkpoint import TensorReader
+from embspace.model.layout import LayerWeights, ModelShape
 
 _PREFIXES = ("transformer.", "")
 

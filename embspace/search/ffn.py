@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from embspace.search_screen import StoredSample, query_sample, rounding_margin
+from embspace.search.screen import StoredSample, query_sample, rounding_margin
 
 EXACT_BLOCK = 64  # rows per exact-rank step once the list is full
 FIRST_BLOCK_MAX = 1024  # rows per exact-rank step while the list fills

@@ -28,10 +28,10 @@ import pyarrow.dataset as ds
 import torch
 
 from embspace.errors import EmbspaceError
-from embspace.filters import PairFilter, VocabFilter
-from embspace.model import EmbeddingSpaceModel
-from embspace.search_ffn import ffn_ranks
-from embspace.search_screen import StoredSample
+from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace.search.ffn import ffn_ranks
+from embspace.search.screen import StoredSample
+from embspace.vocab.filters import PairFilter, VocabFilter
 
 SEARCH_KINDS = ("neuron-K", "neuron-V", "vo-row", "vo-col", "qk-row", "qk-col")
 

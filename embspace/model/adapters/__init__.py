@@ -6,13 +6,13 @@ its model types to `ADAPTERS` below.
 
 from __future__ import annotations
 
-from embspace.adapters.base import Adapter, UnsupportedArchitecture
-from embspace.adapters.bert import BertAdapter
-from embspace.adapters.gpt2 import GPT2Adapter
-from embspace.adapters.gpt_neox import GPTNeoXAdapter
-from embspace.adapters.gptj import GPTJAdapter
-from embspace.adapters.llama import LlamaAdapter
-from embspace.adapters.opt import OPTAdapter
+from embspace.model.adapters.base import Adapter, UnsupportedArchitecture
+from embspace.model.adapters.bert import BertAdapter
+from embspace.model.adapters.gpt2 import GPT2Adapter
+from embspace.model.adapters.gpt_neox import GPTNeoXAdapter
+from embspace.model.adapters.gptj import GPTJAdapter
+from embspace.model.adapters.llama import LlamaAdapter
+from embspace.model.adapters.opt import OPTAdapter
 
 __all__ = ["ADAPTERS", "Adapter", "UnsupportedArchitecture", "adapter_for"]
 

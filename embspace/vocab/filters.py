@@ -11,9 +11,9 @@ from types import MappingProxyType
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from embspace.compute.topk import PairPredicate
 from embspace.errors import EmbspaceError
-from embspace.tokens import Vocabulary
-from embspace.topk import PairPredicate
+from embspace.vocab.tokens import Vocabulary
 
 _LATIN = string.ascii_letters + string.digits
 _RUSSIAN = "АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯабвгдеёжзийклмнопрстуфхцчшщъыьэюя"

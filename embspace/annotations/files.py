@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from embspace.annotations import (
+from embspace.annotations.store import (
     DEFAULT_BUSY_TIMEOUT_S,
     Annotation,
     AnnotationError,
@@ -25,7 +25,7 @@ from embspace.annotations import (
     check_key,
     check_text,
 )
-from embspace.datadir import SEED_ENV, AnnotationSettings
+from embspace.settings import SEED_ENV, AnnotationSettings
 
 SCHEMA = "embspace-annotations"
 SCHEMA_VERSION = 1

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from embspace.filters import PairFilter, VocabFilter
-from embspace.heads import HEAD_KINDS, HeadKind, head_kind
-from embspace.model import EmbeddingSpaceModel, check_index
-from embspace.topk import top_pairs
+from embspace.compute.heads import HEAD_KINDS, HeadKind, head_kind
+from embspace.compute.topk import top_pairs
+from embspace.model.embedding_space import EmbeddingSpaceModel, check_index
+from embspace.vocab.filters import PairFilter, VocabFilter
 
 __all__ = ["HEAD_KINDS", "HeadKind", "NEURON_VECTOR_NAMES", "head_kind", "neuron_vector_names"]
 
@@ -124,7 +124,7 @@ def neuron_top_tokens(
 def head_factors(
     model: EmbeddingSpaceModel, kind: str | HeadKind, layer: int, head: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two factors of a head's V x V matrix, never multiplied out (see embspace.heads).
+    """The two factors of a head's V x V matrix, never multiplied out (see embspace.compute.heads).
 
     vo: W_VO = Eᵀ W_V^h W_O^h E  -> left = Eᵀ W_V^h [V, d_head], right = W_O^h E [d_head, V]
     qk: W_QK = Eᵀ W_Q^h W_K^hᵀ E -> left = Eᵀ W_Q^h [V, d_head], right = W_K^hᵀ E [d_head, V]

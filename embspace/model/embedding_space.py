@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embspace.adapters import Adapter, adapter_for
-from embspace.checkpoint import TensorReader
 from embspace.errors import EmbspaceError, InconsistentModel, NonFiniteWeights, OutOfRange
-from embspace.filters import VocabFilter
-from embspace.layout import LayerWeights, ModelShape
-from embspace.sources import ProgressFn, ResolvedSource, check_custom_code, resolve_source
-from embspace.tokens import Vocabulary, build_vocabulary, check_tokenizer_files
+from embspace.model.adapters import Adapter, adapter_for
+from embspace.model.checkpoint import TensorReader
+from embspace.model.layout import LayerWeights, ModelShape
+from embspace.model.sources import ProgressFn, ResolvedSource, check_custom_code, resolve_source
+from embspace.vocab.filters import VocabFilter
+from embspace.vocab.tokens import Vocabulary, build_vocabulary, check_tokenizer_files
 
 # "input-output" (untied models): rows read through the input embedding, columns through the LM head.
 EMBEDDING_CHOICES = ("auto", "input", "output", "input-output")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embspace.adapters.base import (
+from embspace.model.adapters.base import (
     ShapeKeys,
     UnsupportedArchitecture,
     config_value,
@@ -20,8 +20,8 @@ from embspace.adapters.base import (
     optional,
     shape_from_config,
 )
-from embspace.checkpoint import TensorReader
-from embspace.layout import LayerWeights, ModelShape
+from embspace.model.checkpoint import TensorReader
+from embspace.model.layout import LayerWeights, ModelShape
 
 _PREFIXES = ("model.decoder.", "decoder.", "")
 _EMBEDDING = "embed_tokens.weight"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embspace.adapters.base import (
+from embspace.model.adapters.base import (
     ShapeKeys,
     expand_groups,
     find_prefix,
@@ -14,8 +14,8 @@ from embspace.adapters.base import (
     optional,
     shape_from_config,
 )
-from embspace.checkpoint import TensorReader
-from embspace.layout import LayerWeights, ModelShape
+from embspace.model.checkpoint import TensorReader
+from embspace.model.layout import LayerWeights, ModelShape
 
 _PREFIXES = ("model.", "")
 _EMBEDDING = "embed_tokens.weight"

@@ -1,0 +1,1 @@
+"""embspace.annotations (its face comes in the next commit)."""

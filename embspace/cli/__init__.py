@@ -1,0 +1,1 @@
+"""embspace.cli (its face comes in the next commit)."""

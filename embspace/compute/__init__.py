@@ -1,0 +1,1 @@
+"""embspace.compute (its face comes in the next commit)."""

@@ -1,0 +1,1 @@
+"""embspace.model (its face comes in the next commit)."""

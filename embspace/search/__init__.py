@@ -1,0 +1,1 @@
+"""embspace.search (its face comes in the next commit)."""

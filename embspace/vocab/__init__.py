@@ -1,0 +1,1 @@
+"""embspace.vocab (its face comes in the next commit)."""
