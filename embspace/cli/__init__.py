@@ -1,1 +1,1 @@
-"""embspace.cli (its face comes in the next commit)."""
+"""The command line, `embspace ...` or `python -m embspace ...`: `main` parses and dispatches."""

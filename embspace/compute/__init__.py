@@ -1,1 +1,42 @@
-"""embspace.compute (its face comes in the next commit)."""
+"""The maths of reading parameters in the vocabulary: exact top-k pairs of factored V x V products (`topk`),
+the factors of a head (`vocab_matmul`, `heads`), neuron and head tables (`projections`), every neuron of
+a layer at once (`ffn_scan`, on CPU or CUDA via `devices`), and t-SNE coordinates of tokens (`tsne`).
+"""
+
+from embspace.compute.devices import DEVICE_CHOICES, resolve_device
+from embspace.compute.ffn_scan import SCAN_VECTORS, LayerNeuronTokens, NeuronScanner
+from embspace.compute.heads import HEAD_KINDS, HeadKind, head_kind
+from embspace.compute.projections import (
+    PairTable,
+    TokenScores,
+    copying_scores,
+    head_factors,
+    head_top_pairs,
+    neuron_top_tokens,
+    neuron_vector_names,
+)
+from embspace.compute.topk import PairSearchError, TopPairs, brute_force_top_pairs, top_pairs
+from embspace.compute.vocab_matmul import vocab_factors
+
+__all__ = [
+    "DEVICE_CHOICES",
+    "HEAD_KINDS",
+    "SCAN_VECTORS",
+    "HeadKind",
+    "LayerNeuronTokens",
+    "NeuronScanner",
+    "PairSearchError",
+    "PairTable",
+    "TokenScores",
+    "TopPairs",
+    "brute_force_top_pairs",
+    "copying_scores",
+    "head_factors",
+    "head_kind",
+    "head_top_pairs",
+    "neuron_top_tokens",
+    "neuron_vector_names",
+    "resolve_device",
+    "top_pairs",
+    "vocab_factors",
+]

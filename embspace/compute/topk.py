@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -17,9 +16,7 @@ import torch
 
 from embspace.errors import EmbspaceError
 from embspace.runtime import native_bf16_matmul, scan_workers
-
-PairPredicate = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""exclude(row_ids int64 [n], col_ids int64 [n]) -> bool [n], True = drop the pair."""
+from embspace.vocab.filters import PairPredicate
 
 TILE_ROWS = 256  # default row block; a tile is TILE_ROWS x TILE_COLS float32 (2 MiB, cache sized)
 TILE_COLS = 2048

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from embspace.compute.topk import PairPredicate
 from embspace.errors import EmbspaceError
 from embspace.vocab.tokens import Vocabulary
+
+PairPredicate = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""exclude(row_ids int64 [n], col_ids int64 [n]) -> bool [n], True = drop the pair."""
 
 _LATIN = string.ascii_letters + string.digits
 _RUSSIAN = "АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯабвгдеёжзийклмнопрстуфхцчшщъыьэюя"
