@@ -1,6 +1,6 @@
 """Annotations in the dashboard: the label/note editor of a view, the display name, head labels for the heatmap.
 
-The store (SQLite in the operator's data dir, see embspace.annotations.store) is opened once per process. A
+The store (SQLite in the operator's data dir, see embspace.annotations) is opened once per process. A
 save is based on the version the person was shown (kept in the session), so two tabs editing one view
 get a conflict with both texts instead of a silent overwrite.
 """
@@ -10,14 +10,19 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from embspace.annotations.files import open_store
-from embspace.annotations.store import AnnotationKey, AnnotationStore, Conflict, model_identity
+from embspace.annotations import (
+    MAX_LABEL_CHARS,
+    Annotation,
+    AnnotationKey,
+    AnnotationStore,
+    Conflict,
+    model_identity,
+    open_store,
+)
 from embspace.errors import EmbspaceError
 from embspace.model.embedding_space import EmbeddingSpaceModel
 
 AUTHOR_KEY = "display_name"
-LABEL_CHARS = 200
-UNIT_OF_KIND = {"neuron": "neuron", "vo": "head", "qk": "head"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -33,17 +38,12 @@ def display_name_input() -> None:
     )
 
 
-def view_key(model: EmbeddingSpaceModel, kind: str, layer: int, index: int) -> AnnotationKey:
-    model_id, revision = model_identity(model.info)
-    return AnnotationKey(model_id, revision, kind, layer, index)
-
-
 def editor(model: EmbeddingSpaceModel, kind: str, layer: int, index: int) -> None:
     """The saved label and note of this view, and a form to change them (saved by the button's callback,
     before the page reads the store, so the page shows what was just saved)."""
-    key = view_key(model, kind, layer, index)
+    key = AnnotationKey.for_view(model, kind, layer, index)
     notes = store()
-    current = notes.get(*key_fields(key))
+    current = notes.get(key)
     slot = f"_annotation:{kind}:{layer}:{index}"
     version = current.version if current else 0
     if st.session_state.get(f"{slot}:base") != version:  # the form starts from what is stored now
@@ -60,17 +60,13 @@ def editor(model: EmbeddingSpaceModel, kind: str, layer: int, index: int) -> Non
             st.info(f"Annotations are read-only here: {notes.read_only_reason}")
             return
         with st.form(key=f"{slot}:form", border=False):
-            st.text_input("Label", key=f"{slot}:label", max_chars=LABEL_CHARS)
+            st.text_input("Label", key=f"{slot}:label", max_chars=MAX_LABEL_CHARS)
             st.text_area("Note (markdown)", key=f"{slot}:note")
             st.form_submit_button("Save label", icon=":material/save:", on_click=submit, args=(model, key, slot))
         message = st.session_state.pop(f"{slot}:message", None)
         if message is not None:
             (st.success if message.startswith("Saved") else st.error)(message)
         conflict_choice(model, key, slot)
-
-
-def key_fields(key: AnnotationKey) -> tuple:
-    return key.model_id, key.revision, key.kind, key.layer, key.index
 
 
 def submit(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None:
@@ -118,6 +114,11 @@ def save_mine(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None
     conflict: Conflict = st.session_state.pop(f"{slot}:conflict")
     theirs_version = conflict.theirs.version if conflict.theirs else 0
     save(model, key, conflict.mine.label, conflict.mine.note, theirs_version, slot)
+
+
+def model_annotations(model: EmbeddingSpaceModel) -> list[Annotation]:
+    """Every annotation of the opened model (stored rows, then the shipped set's), by kind, layer, index."""
+    return store().list(*model_identity(model.info))
 
 
 def head_labels(model: EmbeddingSpaceModel, kind: str = "vo") -> np.ndarray:

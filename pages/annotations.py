@@ -1,17 +1,14 @@
 """Every annotation of the opened model: search, sort, open each view; export and import as JSON."""
 
 import json
-from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, pickers, render, state, urlstate
-from embspace.annotations.files import apply_import, export_document, parse_document, plan_import
-from embspace.annotations.store import model_identity
+from dashboard import annotations_ui, render, state, urlstate
+from embspace.annotations import ON_CONFLICT, apply_import, export_document, model_identity, parse_document, plan_import
 from embspace.errors import EmbspaceError
-
-PAGE_OF_KIND = {"neuron": "neurons", "vo": "vo", "qk": "qk"}
+from embspace.views import LAYER_PARAM, VIEW_KINDS
 
 model = state.current().model
 notes = annotations_ui.store()
@@ -27,8 +24,8 @@ if notes.read_only:
 for warning in notes.warnings:
     st.warning(warning)
 
-rows = notes.list(model_id, revision)
-shared = {k: v for k, v in urlstate.current_params().items() if k not in ("find",)}
+rows = annotations_ui.model_annotations(model)
+shared = {k: v for k, v in urlstate.current_params().items() if k not in ("find", LAYER_PARAM)}  # the view sets layer
 frame = pd.DataFrame(
     {
         "kind": [a.kind for a in rows],
@@ -38,11 +35,7 @@ frame = pd.DataFrame(
         "note": [a.note for a in rows],
         "author": [a.author or "" for a in rows],
         "updated": [a.updated for a in rows],
-        "open": [
-            f"/{PAGE_OF_KIND[a.kind]}?"
-            + urlencode({**shared, pickers.LAYER_KEY: a.layer, annotations_ui.UNIT_OF_KIND[a.kind]: a.index})
-            for a in rows
-        ],
+        "open": [VIEW_KINDS[a.kind].address(a.layer, a.index, **shared) for a in rows],
     }
 )
 find = urlstate.widget(st.text_input, "Search labels and notes", key="find", default="")
@@ -88,7 +81,7 @@ if upload is not None:
     )
     if plan.conflicts:
         st.warning("Some views were edited here after that file was exported: choose what wins.")
-    choice = st.radio("On conflict", ["refuse", "keep", "overwrite"], horizontal=True, key="on_conflict")
+    choice = st.radio("On conflict", ON_CONFLICT, horizontal=True, key="on_conflict")
     if st.button("Apply the import (all or nothing)", disabled=notes.read_only):
         try:
             applied = apply_import(notes, plan, on_conflict=choice)

@@ -1,4 +1,5 @@
-"""embspace.annotations.store: the SQLite store, compare-and-set saves under concurrent writers, and bad input."""
+"""embspace.annotations.store and .records: the SQLite store, compare-and-set saves under concurrent writers,
+keys of views, and bad input."""
 
 import os
 import sqlite3
@@ -8,8 +9,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from annotation_fixtures import (
+    MODEL,
+    SHAPE,
+    key,
+    store_fixture,  # noqa: F401 (the `store` fixture)
+    writable_store,
+)
 
-from embspace.annotations.store import (
+from embspace.annotations import (
     DB_FILE,
     MAX_LABEL_CHARS,
     Annotation,
@@ -22,16 +30,12 @@ from embspace.annotations.store import (
     StoreBusy,
     model_identity,
 )
-from embspace.model.layout import ModelShape
+from embspace.annotations.database import SCHEMA_SQL
+from embspace.model.embedding_space import ModelInfo, open_model
 from embspace.settings import AnnotationSettings, default_data_dir
+from embspace.views import VIEW_KIND_NAMES, VIEW_KINDS
 
-MODEL = "org/tiny"
-SHAPE = ModelShape("gpt2", n_layers=2, n_heads=4, n_kv_heads=4, d_model=8, d_head=2, d_ff=16, vocab_size=50)
 REPO = Path(__file__).resolve().parents[1]
-
-
-def key(kind="vo", layer=1, index=2, revision=""):
-    return AnnotationKey(MODEL, revision, kind, layer, index)
 
 
 def rows_of(path: Path) -> list[tuple]:
@@ -41,11 +45,6 @@ def rows_of(path: Path) -> list[tuple]:
         ).fetchall()
 
 
-@pytest.fixture
-def store(tmp_path) -> AnnotationStore:
-    return AnnotationStore.open(tmp_path, read_only=False)
-
-
 def test_save_get_list_and_versions(store):
     first = store.save(key(), "copies numbers", "digits **and** numerals", "ada", None, shape=SHAPE)
     assert (first.version, first.author, first.origin) == (1, "ada", "store")
@@ -53,10 +52,10 @@ def test_save_get_list_and_versions(store):
     second = store.save(key(), "copies digits", "", None, base_version=1, shape=SHAPE)
     assert second.version == 2
     store.save(key("neuron", 0, 15), "sports", shape=SHAPE)
-    got = store.get(MODEL, None, "vo", 1, 2)
+    got = store.get(key(revision=None))
     assert (got.label, got.note, got.version) == ("copies digits", "", 2)
     assert [(a.kind, a.layer, a.index) for a in store.list(MODEL, "")] == [("neuron", 0, 15), ("vo", 1, 2)]
-    assert store.list(MODEL, "v2") == [] and store.get(MODEL, "", "qk", 1, 2) is None
+    assert store.list(MODEL, "v2") == [] and store.get(key("qk", 1, 2)) is None
     assert store.labels_for_heads(MODEL, None) == {("vo", 1, 2): "copies digits"}
 
 
@@ -85,8 +84,8 @@ def test_unchanged_save_makes_no_new_version(store):
 
 def test_stale_save_is_a_conflict_carrying_both_texts(store):
     store.save(key(), "first names", "v1 note")
-    tab_a = store.get(MODEL, "", "vo", 1, 2)
-    tab_b = store.get(MODEL, "", "vo", 1, 2)
+    tab_a = store.get(key())
+    tab_b = store.get(key())
     store.save(key(), "first names (women)", "a's note", base_version=tab_a.version)
     with pytest.raises(Conflict) as caught:
         store.save(key(), "surnames", "b's note", base_version=tab_b.version)
@@ -108,7 +107,7 @@ def test_delete_is_compare_and_set(store):
     with pytest.raises(Conflict):
         store.delete(key(), base_version=5)
     store.delete(key(), base_version=1)
-    assert store.get(MODEL, "", "vo", 1, 2) is None
+    assert store.get(key()) is None
 
 
 def increment(store: AnnotationStore, times: int) -> int:
@@ -116,7 +115,7 @@ def increment(store: AnnotationStore, times: int) -> int:
     conflicts = 0
     for _ in range(times):
         while True:
-            current = store.get(MODEL, "", "qk", 0, 0)
+            current = store.get(key("qk", 0, 0))
             try:
                 store.save(key("qk", 0, 0), str(int(current.label) + 1), base_version=current.version)
                 break
@@ -134,7 +133,7 @@ def test_threads_lose_no_update(store):
         thread.start()
     for thread in threads:
         thread.join()
-    final = store.get(MODEL, "", "qk", 0, 0)
+    final = store.get(key("qk", 0, 0))
     assert (final.label, final.version) == ("100", 101)
     assert len(conflicts) == 4
 
@@ -149,17 +148,17 @@ print(increment(store, int(sys.argv[2])))
 """
 
 
-def test_two_processes_lose_no_update(store, tmp_path):
+def test_two_processes_lose_no_update(store):
     """Two OS processes increment the same row 40 times each: 80 exactly, and each stale save was a conflict."""
     store.save(key("qk", 0, 0), "0")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [sys.executable, "-c", WORKER, str(tmp_path), "40", str(Path(__file__).parent)]
+    args = [sys.executable, "-c", WORKER, str(store.path.parent), "40", str(Path(__file__).parent)]
     workers = [
         subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
     outputs = [w.communicate(timeout=300) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
-    final = store.get(MODEL, "", "qk", 0, 0)
+    final = store.get(key("qk", 0, 0))
     assert (final.label, final.version) == ("80", 81)
     conflicts = sum(int(out) for out, _ in outputs)
     assert final.version - 1 + conflicts >= 80  # every attempt either landed or was reported
@@ -208,7 +207,7 @@ def test_a_locked_database_gives_a_clear_busy_error_and_changes_nothing(tmp_path
     try:
         with pytest.raises(StoreBusy, match="busy .* nothing was saved, try again"):
             store.save(key(), "after", base_version=1)
-        assert store.get(MODEL, "", "vo", 1, 2).label == "before"  # WAL: reading is not blocked
+        assert store.get(key()).label == "before"  # WAL: reading is not blocked
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -217,9 +216,9 @@ def test_a_locked_database_gives_a_clear_busy_error_and_changes_nothing(tmp_path
 
 def test_a_file_that_is_not_a_database_opens_read_only_with_a_message(tmp_path):
     (tmp_path / DB_FILE).write_bytes(b"this is not SQLite\n" * 100)
-    store = AnnotationStore.open(tmp_path, read_only=False)
+    store = writable_store(tmp_path)
     assert store.read_only and "not a database" in store.read_only_reason and not store.readable
-    assert store.list(MODEL, "") == [] and store.get(MODEL, "", "vo", 1, 2) is None
+    assert store.list(MODEL, "") == [] and store.get(key()) is None
     with pytest.raises(ReadOnlyStore, match="nothing was saved"):
         store.save(key(), "x")
     assert (tmp_path / DB_FILE).read_bytes() == b"this is not SQLite\n" * 100
@@ -227,20 +226,20 @@ def test_a_file_that_is_not_a_database_opens_read_only_with_a_message(tmp_path):
 
 def test_a_damaged_database_opens_read_only_and_reads_what_it_can(tmp_path):
     """One data page overwritten in the middle of a 200-row file: rows elsewhere still read, nothing is written."""
-    store = AnnotationStore.open(tmp_path, read_only=False)
+    store = writable_store(tmp_path)
     rows = [Annotation(MODEL, "", "neuron", 0, i, f"neuron {i}", "x" * 1000) for i in range(200)]
     store.write_all(rows, [0] * 200)
     data = bytearray(store.path.read_bytes())
     page = len(data) // 4096 // 2
     data[page * 4096 + 8 : (page + 1) * 4096] = b"\xa5" * 4088
     store.path.write_bytes(bytes(data))
-    damaged = AnnotationStore.open(tmp_path, read_only=False)
+    damaged = writable_store(tmp_path)
     assert damaged.read_only and "is damaged (" in damaged.read_only_reason and damaged.readable
     assert "\n" not in damaged.read_only_reason
     readable = 0
     for i in range(200):
         try:
-            readable += damaged.get(MODEL, "", "neuron", 0, i).label == f"neuron {i}"
+            readable += damaged.get(key("neuron", 0, i)).label == f"neuron {i}"
         except AnnotationError as err:
             assert "malformed" in str(err)
     assert 100 <= readable < 200
@@ -259,22 +258,22 @@ def test_an_uncreatable_data_dir_gives_a_read_only_store(tmp_path):
 
 
 def test_a_newer_schema_opens_read_only_but_reads(tmp_path):
-    store = AnnotationStore.open(tmp_path, read_only=False)
+    store = writable_store(tmp_path)
     store.save(key(), "from today")
     with sqlite3.connect(store.path) as conn:
         conn.execute("PRAGMA user_version = 99")
-    newer = AnnotationStore.open(tmp_path, read_only=False)
+    newer = writable_store(tmp_path)
     assert newer.read_only and "newer embspace" in newer.read_only_reason
-    assert newer.get(MODEL, "", "vo", 1, 2).label == "from today"
+    assert newer.get(key()).label == "from today"
 
 
 def test_operator_read_only_mode_reads_but_never_writes(tmp_path, monkeypatch):
-    AnnotationStore.open(tmp_path, read_only=False).save(key(), "shipped")
+    writable_store(tmp_path).save(key(), "shipped")
     before = (tmp_path / DB_FILE).read_bytes()
     monkeypatch.setenv("EMBSPACE_ANNOTATIONS", "readonly")
     store = AnnotationStore.open(tmp_path)
     assert store.read_only and "EMBSPACE_ANNOTATIONS=readonly" in store.read_only_reason
-    assert store.get(MODEL, "", "vo", 1, 2).label == "shipped"
+    assert store.get(key()).label == "shipped"
     with pytest.raises(ReadOnlyStore):
         store.save(key(), "changed", base_version=1)
     assert (tmp_path / DB_FILE).read_bytes() == before
@@ -290,12 +289,12 @@ def test_operator_read_only_mode_without_a_database_creates_nothing(tmp_path):
 
 def test_a_read_only_uri_store_reads_and_refuses_writes(tmp_path):
     """What the store falls back to when the file cannot be written: `mode=ro` (and `immutable=1`) reads."""
-    AnnotationStore.open(tmp_path, read_only=False).save(key(), "kept")
-    store = AnnotationStore._open_read_only(tmp_path / DB_FILE, "test reason", (), 1.0)
-    assert store._read_uri.endswith("?mode=ro") and store.get(MODEL, "", "vo", 1, 2).label == "kept"
+    writable_store(tmp_path).save(key(), "kept")
+    store = AnnotationStore.open_read_only(tmp_path / DB_FILE, "test reason", (), 1.0)
+    assert store.read_uri.endswith("?mode=ro") and store.get(key()).label == "kept"
     with pytest.raises(ReadOnlyStore, match="test reason"):
         store.save(key(), "changed", base_version=1)
-    with sqlite3.connect(store._read_uri, uri=True) as conn, pytest.raises(sqlite3.OperationalError, match="readonly"):
+    with sqlite3.connect(store.read_uri, uri=True) as conn, pytest.raises(sqlite3.OperationalError, match="readonly"):
         conn.execute("DELETE FROM annotations")
 
 
@@ -309,13 +308,13 @@ def _chattr(flag: str, *paths: Path) -> bool:
 def test_an_immutable_file_and_directory_open_read_only_and_still_read(tmp_path):
     """chattr +i stops root too: the store must notice it cannot write and keep reading."""
     data = tmp_path / "data"
-    AnnotationStore.open(data, read_only=False).save(key(), "kept")
+    writable_store(data).save(key(), "kept")
     if not _chattr("+i", data / DB_FILE, data):
         pytest.skip("chattr +i is not available on this filesystem")
     try:
-        store = AnnotationStore.open(data, read_only=False)
+        store = writable_store(data)
         assert store.read_only and "cannot be written" in store.read_only_reason
-        assert store.get(MODEL, "", "vo", 1, 2).label == "kept"
+        assert store.get(key()).label == "kept"
         with pytest.raises(ReadOnlyStore):
             store.save(key(), "changed", base_version=1)
     finally:
@@ -326,16 +325,66 @@ def test_an_immutable_file_and_directory_open_read_only_and_still_read(tmp_path)
 def test_seed_rows_show_under_stored_rows(tmp_path):
     seed = [Annotation(MODEL, "", "vo", 1, 2, "seed label", version=7), Annotation(MODEL, "", "qk", 0, 1, "seed qk")]
     store = AnnotationStore.open(tmp_path, read_only=False, seed=seed)
-    shown = store.get(MODEL, "", "vo", 1, 2)
+    shown = store.get(key())
     assert (shown.label, shown.version, shown.origin) == ("seed label", 0, "seed")
     store.save(key(), "my label", base_version=shown.version)  # version 0: not stored yet
     assert [(a.label, a.origin) for a in store.list(MODEL, "")] == [("my label", "store"), ("seed qk", "seed")]
 
 
-def test_model_identity_keys_local_directories_by_resolved_path(tmp_path, monkeypatch):
-    from embspace.model.embedding_space import ModelInfo
-
+def test_model_identity_keys_local_directories_by_resolved_path(tmp_path):
     local = ModelInfo("m", None, str(tmp_path / "m"), "local", SHAPE, "input", True, 0)
     hub = ModelInfo("gpt2", "main", "/cache/x", "hub", SHAPE, "input", True, 0)
     assert model_identity(local) == (str((tmp_path / "m").resolve()), "")
     assert model_identity(hub) == ("gpt2", "main")
+
+
+def test_a_key_for_a_view_of_an_opened_model_is_keyed_by_its_identity(tiny_model, store):
+    """The one way the dashboard and the CLI build keys: the model's identity plus the view."""
+    model = open_model(str(tiny_model("gpt2")))
+    made = AnnotationKey.for_view(model, "qk", 1, 0)
+    assert made == AnnotationKey(str(tiny_model("gpt2").resolve()), "", "qk", 1, 0)
+    assert (made.model_id, made.revision) == model_identity(model.info)
+    store.save(made, "by key", shape=model.shape)
+    assert store.get(AnnotationKey.for_view(model, "qk", 1, 0)).label == "by key"
+    assert store.get(AnnotationKey.for_view(model, "vo", 1, 0)) is None
+
+
+def test_get_save_and_delete_take_the_same_key(store):
+    saved = store.save(key("neuron", 0, 3), "n")
+    assert saved.key == key("neuron", 0, 3) and store.get(saved.key) == saved
+    store.delete(saved.key, base_version=saved.version)
+    assert store.get(key("neuron", 0, 3)) is None
+
+
+def test_an_annotation_for_a_key_carries_the_keys_view():
+    made = Annotation.for_key(key("qk", 0, 3, revision="v1"), "label", "note", "ada", "2026-01-01T00:00:00Z", 4)
+    assert made.key == key("qk", 0, 3, revision="v1")
+    assert (made.label, made.note, made.author, made.updated, made.version) == (
+        "label",
+        "note",
+        "ada",
+        "2026-01-01T00:00:00Z",
+        4,
+    )
+
+
+def test_the_kinds_are_the_view_registrys():
+    """Every view kind of embspace.views can be annotated and the database accepts exactly those."""
+    for kind in VIEW_KIND_NAMES:
+        described = key(kind, 1, 3).describe()
+        view = VIEW_KINDS[kind]
+        assert described == (f"{view.title} head 3 of layer 1" if view.is_head else "neuron 3 of layer 1")
+        assert key(kind).view is view
+    assert "CHECK (kind IN ('neuron', 'vo', 'qk'))" in SCHEMA_SQL
+
+
+def test_the_database_refuses_a_kind_the_registry_lacks(store):
+    with sqlite3.connect(store.path) as conn, pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        conn.execute("INSERT INTO annotations VALUES ('m', '', 'mlp', 0, 0, 'x', '', NULL, '2026-01-01T00:00:00Z', 1)")
+
+
+def test_labels_for_heads_leave_neurons_out(store):
+    store.save(key("neuron", 1, 2), "a neuron")
+    store.save(key("qk", 0, 1), "a qk head")
+    store.save(key("vo", 0, 1), "", "note only")
+    assert store.labels_for_heads(MODEL, "") == {("qk", 0, 1): "a qk head"}

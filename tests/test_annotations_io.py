@@ -4,9 +4,18 @@ import json
 import sqlite3
 
 import pytest
+from annotation_fixtures import (
+    MODEL,
+    SHAPE,
+    key,
+    store_fixture,  # noqa: F401 (the `store` fixture)
+    writable_store,
+)
 
-from embspace.annotations.files import (
+from embspace.annotations import (
     SCHEMA,
+    AnnotationError,
+    InvalidAnnotation,
     apply_import,
     export_document,
     open_store,
@@ -14,15 +23,6 @@ from embspace.annotations.files import (
     read_document,
     write_export,
 )
-from embspace.annotations.store import AnnotationError, AnnotationKey, AnnotationStore, InvalidAnnotation
-from embspace.model.layout import ModelShape
-
-MODEL = "org/tiny"
-SHAPE = ModelShape("gpt2", n_layers=2, n_heads=4, n_kv_heads=4, d_model=8, d_head=2, d_ff=16, vocab_size=50)
-
-
-def key(kind="vo", layer=1, index=2):
-    return AnnotationKey(MODEL, "", kind, layer, index)
 
 
 def dump(store):
@@ -39,11 +39,6 @@ def write(path, doc):
     return path
 
 
-@pytest.fixture
-def store(tmp_path):
-    return AnnotationStore.open(tmp_path / "a", read_only=False)
-
-
 def test_export_then_import_into_a_fresh_store_round_trips(store, tmp_path):
     store.save(key(), "copies numbers", "**digits**\n\n- and numerals", "ada")
     store.save(key("neuron", 0, 15), "sports", "", None)
@@ -53,7 +48,7 @@ def test_export_then_import_into_a_fresh_store_round_trips(store, tmp_path):
     doc = json.loads(out.read_text(encoding="utf-8"))
     assert (doc["schema"], doc["version"], doc["model"], doc["revision"]) == (SCHEMA, 1, MODEL, None)
     assert set(doc["annotations"][0]) == {"kind", "layer", "index", "label", "note", "author", "updated", "version"}
-    fresh = AnnotationStore.open(tmp_path / "b", read_only=False)
+    fresh = writable_store(tmp_path / "b")
     plan = plan_import(fresh, read_document(out), MODEL, None, shape=SHAPE)
     assert plan.counts() == {"add": 3, "change": 0, "conflict": 0, "unchanged": 0}
     apply_import(fresh, plan)
@@ -163,7 +158,7 @@ def test_another_models_file_needs_explicit_consent(store, tmp_path):
         plan_import(store, doc, MODEL, "")
     plan = plan_import(store, doc, MODEL, "", allow_other_model=True)
     apply_import(store, plan)
-    assert store.get(MODEL, "", "vo", 0, 0).label == "x"
+    assert store.get(key("vo", 0, 0)).label == "x"
 
 
 def test_export_refuses_a_directory(store, tmp_path):
@@ -185,3 +180,15 @@ def test_open_store_follows_the_environment_and_loads_the_seed(tmp_path, monkeyp
     monkeypatch.setenv("EMBSPACE_ANNOTATIONS_SEED", str(tmp_path / "missing.json"))
     broken = open_store()
     assert broken.list(MODEL, None) == [] and "were not loaded" in broken.warnings[0]
+
+
+def test_export_replaces_the_file_whole_and_leaves_no_temporary(store, tmp_path):
+    """The export bytes are the document as JSON (indent 1, UTF-8, non-ASCII kept), written by one rename."""
+    store.save(key(), "ząb", "✓")
+    out = tmp_path / "exports" / "set.json"
+    out.parent.mkdir()
+    out.write_text("an older export", encoding="utf-8")
+    assert write_export(store, MODEL, "", out) == 1
+    expected = json.dumps(export_document(store, MODEL, ""), ensure_ascii=False, indent=1) + "\n"
+    assert out.read_bytes() == expected.encode("utf-8") and '"ząb"' in expected
+    assert [p.name for p in out.parent.iterdir()] == ["set.json"]

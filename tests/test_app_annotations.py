@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from app_harness import app_fixture, assert_clean, fresh_server_fixture  # noqa: F401
+from app_harness import app_fixture, assert_clean, fresh_server_fixture, traces  # noqa: F401
 
-from embspace.annotations.store import AnnotationKey, AnnotationStore
+from embspace.annotations import AnnotationKey, AnnotationStore, apply_import, parse_document, plan_import
+from embspace.model.embedding_space import open_model
 from embspace.model.sources import DEFAULT_MODEL
+from embspace.views import VIEW_KINDS
 
 
 @pytest.fixture(name="data_dir", autouse=True)
@@ -31,13 +33,14 @@ def test_a_saved_label_shows_on_the_view_and_the_list_page(app, data_dir):
     at = save_in_editor(at, "copies names", "Mostly **first names**.")
     assert_clean(at)
     assert any("copies names" in e.label for e in at.expander)
-    stored = AnnotationStore.open(data_dir).get(DEFAULT_MODEL, "", "vo", 2, 5)
+    stored = AnnotationStore.open(data_dir).get(AnnotationKey(DEFAULT_MODEL, "", "vo", 2, 5))
     assert stored.label == "copies names" and stored.version == 1
     listing = app("pages/annotations.py")
     assert_clean(listing)
     table = listing.dataframe[0].value
     assert list(table["label"]) == ["copies names"] and table["open"].iloc[0].startswith("/vo?")
     assert "layer=2" in table["open"].iloc[0] and "head=5" in table["open"].iloc[0]
+    assert table["open"].iloc[0] == VIEW_KINDS["vo"].address(2, 5)  # the registry's address, no setting changed
 
 
 def test_a_stale_save_shows_both_texts_and_saves_nothing(app, data_dir):
@@ -52,10 +55,10 @@ def test_a_stale_save_shows_both_texts_and_saves_nothing(app, data_dir):
     assert any("Someone saved this view" in w.value for w in at.warning)
     texts = " ".join(c.value for c in at.code)
     assert "theirs v2" in texts and "mine v2" in texts
-    assert other.get(DEFAULT_MODEL, "", "neuron", 1, 7).label == "theirs v2"
+    assert other.get(key).label == "theirs v2"
     next(b for b in at.button if b.label == "Save mine over theirs").click()
     at = at.run()
-    assert other.get(DEFAULT_MODEL, "", "neuron", 1, 7).label == "mine v2"
+    assert other.get(key).label == "mine v2"
 
 
 def test_read_only_mode_shows_labels_without_a_form(app, data_dir, monkeypatch):
@@ -69,8 +72,6 @@ def test_read_only_mode_shows_labels_without_a_form(app, data_dir, monkeypatch):
 
 
 def test_overview_heatmap_shows_labels_on_hover(app, data_dir):
-    from app_harness import traces
-
     AnnotationStore.open(data_dir).save(AnnotationKey(DEFAULT_MODEL, "", "vo", 3, 4), "copy head", "")
     at = app("pages/overview.py")
     assert_clean(at)
@@ -82,9 +83,6 @@ def test_overview_heatmap_shows_labels_on_hover(app, data_dir):
 
 def test_list_page_offers_export_and_import_and_lists_imported_annotations(app, data_dir):
     """The import itself (plan, then all-or-nothing apply) is the engine's; the page lists what it added."""
-    from embspace.annotations.files import apply_import, parse_document, plan_import
-    from embspace.model.embedding_space import open_model
-
     document = {
         "schema": "embspace-annotations",
         "version": 1,

@@ -1,37 +1,30 @@
 """Annotations as JSON files (one per model, schema "embspace-annotations" version 1; docs/annotations-schema.md):
-export, import planned first (add / change / conflict / unchanged) then applied all or nothing, and the
-operator's shipped read-only set.
+the export, reading and checking a file, and the operator's shipped read-only set that `open_store` loads.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from embspace.annotations.store import (
-    DEFAULT_BUSY_TIMEOUT_S,
+from embspace.annotations.records import (
     Annotation,
     AnnotationError,
     AnnotationKey,
-    AnnotationStore,
-    Conflict,
     InvalidAnnotation,
-    ShapeLike,
     check_key,
     check_text,
 )
+from embspace.annotations.store import DEFAULT_BUSY_TIMEOUT_S, AnnotationStore
+from embspace.files import write_json_atomic
 from embspace.settings import SEED_ENV, AnnotationSettings
 
 SCHEMA = "embspace-annotations"
 SCHEMA_VERSION = 1
 MAX_FILE_BYTES = 64 * 2**20  # 3,000 full-length notes; a bigger file is not an annotation set
-PLAN_ACTIONS = ("add", "change", "conflict", "unchanged")
-ON_CONFLICT = ("refuse", "keep", "overwrite")  # keep: what is stored wins; overwrite: the file's text wins
 
 
 @dataclass(frozen=True)
@@ -60,15 +53,7 @@ def write_export(store: AnnotationStore, model_id: str, revision: str | None, ou
     if out.is_dir():
         raise AnnotationError(f"--out {out} is a directory: give a file name, e.g. {out / 'annotations.json'}.")
     document = export_document(store, model_id, revision)
-    text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(out, document, indent=1)
     return len(document["annotations"])
 
 
@@ -142,7 +127,7 @@ def _parse_record(record, model_id: str, revision: str, where: str) -> Annotatio
             raise InvalidAnnotation(f"updated must be an ISO 8601 time, not {updated!r}.")
     except InvalidAnnotation as err:
         raise InvalidAnnotation(f"{where}: {err}") from None
-    return Annotation(model_id, revision, key.kind, key.layer, key.index, label, note, author, updated, version)
+    return Annotation.for_key(key, label, note, author, updated, version)
 
 
 def _is_iso_time(text: str) -> bool:
@@ -183,111 +168,3 @@ def open_store(
         busy_timeout=busy_timeout,
     )
     return replace(store, warnings=warnings)
-
-
-@dataclass(frozen=True)
-class PlannedChange:
-    """What importing one annotation would do; `stored` is the row in the store now (None for add)."""
-
-    action: str  # one of PLAN_ACTIONS
-    incoming: Annotation
-    stored: Annotation | None
-
-    def to_record(self) -> dict:
-        record = {"action": self.action, **self.incoming.to_record()}
-        if self.stored is not None:
-            record["stored"] = self.stored.to_record()
-        return record
-
-
-@dataclass(frozen=True)
-class ImportPlan:
-    """Every annotation of a file, sorted into add / change / conflict / unchanged against the store."""
-
-    model_id: str
-    revision: str
-    changes: tuple[PlannedChange, ...]
-
-    def counts(self) -> dict[str, int]:
-        return {action: sum(c.action == action for c in self.changes) for action in PLAN_ACTIONS}
-
-    @property
-    def conflicts(self) -> tuple[PlannedChange, ...]:
-        return tuple(c for c in self.changes if c.action == "conflict")
-
-    def summary(self) -> str:
-        n = self.counts()
-        return f"{n['add']} to add, {n['change']} to change, {n['conflict']} in conflict, {n['unchanged']} unchanged"
-
-
-def plan_import(
-    store: AnnotationStore,
-    document: AnnotationDocument,
-    model_id: str,
-    revision: str | None,
-    *,
-    shape: ShapeLike | None = None,
-    allow_other_model: bool = False,
-) -> ImportPlan:
-    """Sort the document's annotations against the store (nothing is written).
-
-    change: the stored row is no newer than the file's (stored version <= file version), so the file's
-    text follows it; conflict: the store was edited after the file's version. Raises InvalidAnnotation
-    when the file is for another model (unless allow_other_model) or names a view `shape` lacks.
-    """
-    revision = revision or ""
-    if (document.model_id, document.revision) != (model_id, revision) and not allow_other_model:
-        theirs = document.model_id + (f" (revision {document.revision})" if document.revision else "")
-        raise InvalidAnnotation(
-            f"the file holds annotations of {theirs}, not of the opened model {model_id}"
-            f"{f' (revision {revision})' if revision else ''}: import it into its own model, "
-            f"or allow another model's annotations explicitly."
-        )
-    stored = {a.key: a for a in store.list(model_id, revision) if a.origin == "store"}
-    changes = []
-    for i, annotation in enumerate(document.annotations):
-        incoming = replace(annotation, model_id=model_id, revision=revision)
-        try:
-            check_key(incoming.key, shape)
-        except InvalidAnnotation as err:
-            raise InvalidAnnotation(f"annotations[{i}]: {err} Nothing was imported.") from None
-        current = stored.get(incoming.key)
-        if current is None:
-            action = "add"
-        elif (current.label, current.note) == (incoming.label, incoming.note):
-            action = "unchanged"
-        else:
-            action = "change" if current.version <= incoming.version else "conflict"
-        changes.append(PlannedChange(action, incoming, current))
-    return ImportPlan(model_id, revision, tuple(changes))
-
-
-def apply_import(store: AnnotationStore, plan: ImportPlan, *, on_conflict: str = "refuse") -> list[Annotation]:
-    """Apply a plan in one transaction, all or nothing; returns the rows written.
-
-    on_conflict: "refuse" (raise, write nothing), "keep" (leave conflicting rows as stored) or
-    "overwrite" (the file's text wins). A store changed since the plan was made -> nothing is written.
-    """
-    if on_conflict not in ON_CONFLICT:
-        raise ValueError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}, not {on_conflict!r}.")
-    if plan.conflicts and on_conflict == "refuse":
-        first = plan.conflicts[0]
-        raise AnnotationError(
-            f"{len(plan.conflicts)} conflict{'s' * (len(plan.conflicts) > 1)} (first: {first.incoming.key.describe()}, "
-            f"stored version {first.stored.version} is newer than the file's {first.incoming.version}): nothing was "
-            f"imported; choose to keep what is stored or to overwrite it with the file's text."
-        )
-    chosen = [
-        c
-        for c in plan.changes
-        if c.action in ("add", "change") or (c.action == "conflict" and on_conflict == "overwrite")
-    ]
-    rows = [c.incoming for c in chosen]
-    bases = [c.stored.version if c.stored else 0 for c in chosen]
-    try:
-        return store.write_all(rows, bases)
-    except Conflict as err:
-        raise AnnotationError(
-            f"the store changed after the import was planned ({err.key.describe()}): nothing "
-            f"was imported; plan the import again."
-        ) from err

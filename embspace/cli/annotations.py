@@ -6,9 +6,22 @@ import argparse
 import json
 import sys
 
-from embspace.annotations.files import ON_CONFLICT, apply_import, open_store, plan_import, read_document, write_export
-from embspace.annotations.store import KINDS, AnnotationError, AnnotationKey, AnnotationStore, check_key, model_identity
+from embspace.annotations import (
+    ON_CONFLICT,
+    AnnotationError,
+    AnnotationKey,
+    AnnotationStore,
+    ImportPlan,
+    apply_import,
+    check_key,
+    model_identity,
+    open_store,
+    plan_import,
+    read_document,
+    write_export,
+)
 from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace.views import VIEW_KIND_NAMES
 
 
 def register(commands, model_args: argparse.ArgumentParser) -> dict:
@@ -19,7 +32,7 @@ def register(commands, model_args: argparse.ArgumentParser) -> dict:
     )
     actions = parser.add_subparsers(dest="annotations_action", required=True, metavar="{set,list,export,import}")
     set_ = actions.add_parser("set", parents=[model_args], help="save a label (and note) for a neuron or head")
-    set_.add_argument("--kind", choices=KINDS, required=True, help="neuron, or a head's vo / qk view")
+    set_.add_argument("--kind", choices=VIEW_KIND_NAMES, required=True, help="neuron, or a head's vo / qk view")
     set_.add_argument("--layer", type=int, required=True)
     set_.add_argument("--index", type=int, required=True, help="the neuron (kind neuron) or the head (vo, qk)")
     set_.add_argument("--label", required=True, help="short label (one line)")
@@ -63,10 +76,9 @@ def run(args, model: EmbeddingSpaceModel) -> None:
 
 
 def run_set(args, model: EmbeddingSpaceModel, store: AnnotationStore) -> None:
-    model_id, revision = model_identity(model.info)
-    key = AnnotationKey(model_id, revision, args.kind, args.layer, args.index)
+    key = AnnotationKey.for_view(model, args.kind, args.layer, args.index)
     check_key(key, model.shape)  # a clear range error before anything else
-    current = store.get(model_id, revision, args.kind, args.layer, args.index)
+    current = store.get(key)
     base = args.base_version if args.base_version is not None else (current.version if current else 0)
     note = args.note if args.note is not None else (current.note if current else "")
     saved = store.save(key, args.label, note, args.author, base, shape=model.shape)
@@ -127,7 +139,7 @@ def run_import(args, model: EmbeddingSpaceModel, store: AnnotationStore) -> None
     print(f"imported: {len(written)} annotation{'s' * (len(written) != 1)} written", file=sys.stderr)
 
 
-def print_plan(plan, source: str) -> None:
+def print_plan(plan: ImportPlan, source: str) -> None:
     """One line per annotation the import would touch, conflicts with both labels."""
     print(f"import {source} into {plan.model_id}: {plan.summary()}")
     for change in plan.changes:
