@@ -10,17 +10,28 @@ the captured q/k are the pre-rotary projections.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from tiny_models import ARCHS, MASKED_LM, ROTARY, make_tiny_model
 from transformers import AttentionInterface, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 from transformers.activations import ACT2FN
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from embspace.model.adapters import ADAPTERS, UnsupportedArchitecture, adapter_for
+from embspace.model.adapters import (
+    ADAPTERS,
+    SPECS,
+    ArchitectureAdapter,
+    MlpNames,
+    SeparateQKV,
+    UnsupportedArchitecture,
+    adapter_for,
+)
+from embspace.model.adapters.base import split_fused
 from embspace.model.checkpoint import CheckpointError, TensorReader
 from embspace.model.layout import LayerWeights, ModelShape
 
@@ -436,3 +447,82 @@ def test_shape_helper_reads_each_adapters_own_keys_and_defaults():
     with pytest.raises(UnsupportedArchitecture, match="key/value groups"):
         adapter_for(llama).shape(llama)
     assert adapter_for(dict(llama, num_key_value_heads=2)).shape(llama | {"num_key_value_heads": 2}).gated_mlp
+
+
+@pytest.mark.parametrize("per_head", [False, True])
+def test_fused_qkv_split_matches_a_row_by_row_reference(per_head):
+    """GPT-2 rows are q | k | v; GPT-NeoX rows are head-major (q_h, k_h, v_h per head h)."""
+    n_heads, d_head, d_model = 3, 4, 5
+    weight = torch.randn(3 * n_heads * d_head, d_model, generator=torch.Generator().manual_seed(1))
+    bias = torch.arange(3 * n_heads * d_head, dtype=torch.float32)
+    for fused in (weight, bias):
+        expected = [[], [], []]  # q, k, v rows in head order
+        for head in range(n_heads):
+            for part in range(3):
+                start = (head * 3 + part) * d_head if per_head else (part * n_heads + head) * d_head
+                expected[part].append(fused[start : start + d_head])
+        for got, rows in zip(split_fused(fused, n_heads, d_head, per_head=per_head), expected, strict=True):
+            assert torch.equal(got, torch.cat(rows))
+
+
+def test_registry_is_the_read_only_table_of_specs():
+    """One generic adapter per model type, each reading its own row of SPECS; neither table can be edited."""
+    assert list(ADAPTERS) == list(SPECS)
+    for model_type, adapter in ADAPTERS.items():
+        assert adapter == ArchitectureAdapter(model_type, SPECS[model_type])
+    with pytest.raises(TypeError):
+        ADAPTERS["mamba"] = ADAPTERS["llama"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        SPECS["mamba"] = SPECS["llama"]  # type: ignore[index]
+    assert SPECS["roberta"].prefixes[0] == "roberta." and SPECS["bert"].prefixes[0] == "bert."
+
+
+# A Llama checkpoint under other names: what a new architecture with Llama's maths would look like.
+RENAMED = {
+    "model.": "net.",
+    "embed_tokens.": "embed.",
+    "layers.": "blocks.",
+    "self_attn.q_proj": "attn.wq",
+    "self_attn.k_proj": "attn.wk",
+    "self_attn.v_proj": "attn.wv",
+    "self_attn.o_proj": "attn.wo",
+    "mlp.gate_proj": "ffn.w1",
+    "mlp.up_proj": "ffn.w3",
+    "mlp.down_proj": "ffn.w2",
+}
+
+
+def test_a_new_architecture_is_one_spec(tiny_model, tmp_path):
+    """Renamed tensors are read by a spec alone, giving exactly what the Llama adapter reads."""
+    llama_path = tiny_model("llama")
+    tensors = load_file(llama_path / "model.safetensors")
+    renamed = {}
+    for name, tensor in tensors.items():
+        for old, new in RENAMED.items():
+            name = name.replace(old, new)
+        renamed[name] = tensor
+    save_file(renamed, tmp_path / "model.safetensors")
+    shutil.copy(llama_path / "config.json", tmp_path / "config.json")
+    spec = replace(
+        SPECS["llama"],
+        prefixes=("net.", ""),
+        embedding="embed.weight",
+        block="blocks.{layer}.",
+        attention=SeparateQKV(q="attn.wq", k="attn.wk", v="attn.wv", out="attn.wo"),
+        mlp=MlpNames(keys="ffn.w1", values="ffn.w2", up="ffn.w3"),
+    )
+    pico, llama = ArchitectureAdapter("pico", spec), ADAPTERS["llama"]
+    config = _config(llama_path)
+    shape = pico.shape(config)
+    assert shape == replace(llama.shape(config), architecture="pico")
+    ours, theirs = TensorReader(tmp_path), TensorReader(llama_path)
+    assert ours.names.isdisjoint(theirs.names - {"lm_head.weight"})
+    for layer in range(shape.n_layers):
+        read, reference = pico.read_layer(ours, shape, layer), llama.read_layer(theirs, shape, layer)
+        for field, tensor in vars(reference).items():
+            if tensor is None:
+                assert getattr(read, field) is None
+            else:
+                torch.testing.assert_close(getattr(read, field), tensor, atol=0, rtol=0)
+    assert pico.input_embedding_name(ours, config) == "net.embed.weight"
+    assert pico.output_embedding_name(ours, config) == "lm_head.weight"

@@ -1,8 +1,8 @@
-"""The `Adapter` protocol and the reshaping helpers every architecture adapter shares.
+"""The `Adapter` protocol, config.json reading and the reshaping helpers every architecture shares.
 
 Two weight conventions occur in checkpoints: `nn.Linear` stores `[out, in]` (y = x @ W.T) and
 GPT-2's `Conv1D` stores `[in, out]` (y = x @ W). The helpers below take the `[out, in]` form;
-Conv1D adapters transpose first.
+Conv1D weights are transposed first.
 """
 
 from __future__ import annotations
@@ -61,11 +61,10 @@ class ShapeKeys:
     d_ff_default: int | None = None  # None: d_ff is required
     n_kv_heads: tuple[str, ...] = ()  # empty: one K/V head per query head
     head_dim: tuple[str, ...] = ()  # empty: d_model // n_heads
-    gated_mlp: bool = False
 
 
-def shape_from_config(architecture: str, config: dict, keys: ShapeKeys) -> ModelShape:
-    """The checked `ModelShape` of a parsed config.json, read through one adapter's `keys`."""
+def shape_from_config(architecture: str, config: dict, keys: ShapeKeys, *, gated_mlp: bool = False) -> ModelShape:
+    """The checked `ModelShape` of a parsed config.json, read through one architecture's `keys`."""
     d_model = config_value(config, *keys.d_model)
     n_heads = config_value(config, *keys.n_heads)
     d_ff_default = _MISSING if keys.d_ff_default is None else keys.d_ff_default * d_model
@@ -80,7 +79,7 @@ def shape_from_config(architecture: str, config: dict, keys: ShapeKeys) -> Model
             d_head=config_value(config, *keys.head_dim, default=d_model // n_heads),
             d_ff=config_value(config, *keys.d_ff, default=d_ff_default),
             vocab_size=config_value(config, "vocab_size"),
-            gated_mlp=keys.gated_mlp,
+            gated_mlp=gated_mlp,
         )
     )
 
@@ -131,6 +130,23 @@ def heads_out(weight: torch.Tensor, n_heads: int, d_head: int) -> torch.Tensor:
 
 def expand_groups(tensor: torch.Tensor | None, n_heads: int) -> torch.Tensor | None:
     """Grouped-query K/V `[n_kv_heads, ...]` -> `[n_heads, ...]`: head h uses group h // (n_heads // n_kv_heads)."""
-    if tensor is None:
-        return None
+    if tensor is None or tensor.shape[0] == n_heads:
+        return tensor
     return tensor.repeat_interleave(n_heads // tensor.shape[0], dim=0)
+
+
+def split_fused(
+    tensor: torch.Tensor, n_heads: int, d_head: int, *, per_head: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fused q/k/v projection `[3 * n_heads * d_head, ...]` -> q, k, v, each `[n_heads * d_head, ...]`.
+
+    per_head=False (GPT-2 `c_attn`): rows are q | k | v, i.e. `[3, n_heads, d_head, ...]`.
+    per_head=True (GPT-NeoX `query_key_value`): rows are head-major, `[n_heads, 3, d_head, ...]`;
+    cutting those into thirds would mix heads. Works alike on weights `[.., d_model]` and biases.
+    """
+    if per_head:
+        parts = tensor.unflatten(0, (n_heads, 3, d_head)).transpose(0, 1).flatten(1, 2)
+    else:
+        parts = tensor.unflatten(0, (3, n_heads * d_head))
+    q, k, v = parts.unbind(0)
+    return q, k, v
