@@ -139,5 +139,5 @@ def adapter_for(config: dict) -> Adapter:
         )
     raise UnsupportedArchitecture(
         f"model type {model_type!r} is not supported; embspace supports the model types: {supported}. "
-        "Pick a model of one of these types, or add an adapter in embspace/adapters/."
+        "Pick a model of one of these types, or add a row to SPECS in embspace/model/adapters/specs.py."
     )
