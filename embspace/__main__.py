@@ -1,7 +1,7 @@
-"""Entry point for `python -m embspace`."""
+"""Entry point for `python -m embspace` (the installed console script is `embspace`, the same `main`)."""
 
 import sys
 
 from embspace.cli.main import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m embspace"))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from embspace import PairFilter, VocabFilter, open_model
-from embspace.cli.main import main
+from embspace import DEFAULT_MODEL, PairFilter, VocabFilter, open_model
+from embspace.cli.args import model_source
+from embspace.cli.main import build_parser, main
 from embspace.compute.projections import head_top_pairs
 
 
@@ -171,3 +172,95 @@ def test_real_entry_point_exits_nonzero_without_traceback(tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "code" in result.stderr
+
+
+# --- the model argument: positional (a contract) or --model, the same for every command ----------------
+
+MODEL_COMMANDS = [
+    ["info"],
+    ["neuron", "--layer", "0", "--neuron", "0"],
+    ["pairs", "--layer", "0", "--head", "0"],
+    ["export", "--out", "heads.jsonl"],
+    ["copying"],
+    ["atlas", "build", "--out", "atlas"],
+    ["annotations", "set", "--kind", "vo", "--layer", "0", "--index", "0", "--label", "x"],
+    ["annotations", "list"],
+    ["annotations", "export", "--out", "a.json"],
+    ["annotations", "import", "a.json"],
+]
+
+
+@pytest.mark.parametrize("argv", MODEL_COMMANDS, ids=lambda argv: " ".join(argv[:2]))
+def test_every_model_command_takes_the_model_positional_or_as_model_option(argv):
+    parser = build_parser()
+    words = 2 if argv[0] in ("atlas", "annotations") else 1  # the command's own words come first
+    as_positional = parser.parse_args([*argv[:words], "some/model", *argv[words:]])
+    as_option = parser.parse_args([*argv, "--model", "some/model"])
+    neither = parser.parse_args(argv)
+    assert model_source(as_positional, parser) == model_source(as_option, parser) == "some/model"
+    assert model_source(neither, parser) == DEFAULT_MODEL
+    assert vars(as_option).get("file") == vars(as_positional).get("file")  # import's FILE stays FILE
+
+
+def test_model_option_opens_the_same_model_as_the_positional(capsys, tiny_model):
+    path = str(tiny_model("gpt2"))
+    pairs = ["pairs", "--layer", "1", "--head", "2", "--k", "5", "--json"]
+    code, by_option, _ = run_cli(capsys, *pairs, "--model", path)
+    assert code == 0 and by_option == run_cli(capsys, pairs[0], path, *pairs[1:])[1]
+    code, out, _ = run_cli(capsys, "info", "--model", path, "--json")
+    assert code == 0 and json.loads(out)["architecture"] == "gpt2"
+    assert run_cli(capsys, "copying", path, "--model", path, "--json")[0] == 0  # the same model twice is fine
+
+
+def test_two_different_models_is_a_one_line_usage_error(capsys, tiny_model):
+    with pytest.raises(SystemExit) as exited:
+        main(["info", str(tiny_model("gpt2")), "--model", str(tiny_model("bert"))])
+    captured = capsys.readouterr()
+    assert exited.value.code == 2 and captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith("error: two models given")
+
+
+def test_search_warns_when_its_first_word_is_a_model_directory(capsys, tiny_model, tmp_path, monkeypatch):
+    """`search gpt2 king` with ./gpt2 a model: a one-line warning, and both words are still searched."""
+    (tmp_path / "gpt2").symlink_to(tiny_model("gpt2"), target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "search", "gpt2", "king", "--json", "--limit", "1")
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert code == 0 and len(warnings) == 1 and "--model gpt2" in warnings[0]
+    searched = {hit["token"] for hit in json.loads(out)}  # the default MiniLM's tokens of both words
+    assert "king" in searched and searched & {"gp", "##t", "##2"}
+
+
+@pytest.mark.parametrize("first", [DEFAULT_MODEL, "example-org/hosted-model"])
+def test_search_warns_when_its_first_word_is_a_known_preset(capsys, monkeypatch, first):
+    monkeypatch.setenv("EMBSPACE_ALLOWED_MODELS", "example-org/hosted-model")
+    # --atlas /nonexistent ends the command right after the warning: no live search of the default model.
+    code, _, err = run_cli(capsys, "search", first, "king", "--atlas", "/nonexistent")
+    assert code == 2 and err.splitlines()[0] == (
+        f"warning: {first!r} is searched as a word, on the default model; to search in it, use --model {first}"
+    )
+    assert err.splitlines()[1].startswith("error: ")
+
+
+def test_search_does_not_warn_with_model_option_or_a_plain_word(capsys, tiny_model):
+    path = str(tiny_model("gpt2"))
+    code, _, err = run_cli(capsys, "search", "--model", path, path, "kot", "--json", "--limit", "1")
+    assert code == 0 and "warning" not in err
+    code, _, err = run_cli(capsys, "search", "--model", path, "kot", "--json", "--limit", "1")
+    assert code == 0 and "warning" not in err
+    code, _, err = run_cli(capsys, "search", "example-org/not-a-preset", "--atlas", "/nonexistent")
+    assert code == 2 and "warning" not in err
+
+
+def test_help_names_the_program_as_it_was_run(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "--help"])  # the console script's `main()`
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("usage: embspace search ")
+    result = subprocess.run(
+        [sys.executable, "-m", "embspace", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("usage: python -m embspace ")

@@ -1,4 +1,4 @@
-"""`python -m embspace atlas build ...` and `python -m embspace search WORD ...` (registered by cli.py)."""
+"""`embspace atlas build ...` and `embspace search WORD ...`: precompute a whole model, and find a word in it."""
 
 from __future__ import annotations
 
@@ -6,24 +6,20 @@ import argparse
 import json
 import sys
 
-from embspace.compute.devices import DEVICE_CHOICES
-from embspace.model.embedding_space import EMBEDDING_CHOICES, EmbeddingSpaceModel
-from embspace.model.sources import DEFAULT_MODEL
-
-SEARCH_LABELS = {
-    "neuron-K": "FFN neurons reading it (K)",
-    "neuron-V": "FFN neurons writing it (V)",
-    "vo-row": "W_VO heads, as attended-to token (row)",
-    "vo-col": "W_VO heads, as output token (column)",
-    "qk-row": "W_QK heads, as query token (row)",
-    "qk-col": "W_QK heads, as key token (column)",
-}
+from embspace import EmbeddingSpaceModel
+from embspace.atlas import DEFAULT_K, Atlas, AtlasError, build_atlas, find_atlas, parse_layers
+from embspace.cli.args import model_arguments, names_a_model, pair_filter_from_args, vocab_filter_from_args
+from embspace.compute import DEVICE_CHOICES
+from embspace.search import query_tokens, search
+from embspace.views import VIEW_KINDS, VIEW_SIDES
 
 
 def register(commands, model_args: argparse.ArgumentParser, filter_args: argparse.ArgumentParser) -> dict:
-    """Add `atlas` and `search` to the CLI's subparsers; returns their {command: run function}."""
-    from embspace.atlas import DEFAULT_K
+    """Add `atlas build` and `search` to the CLI's subcommands; returns {command: run function}.
 
+    `model_args` has the positional model (atlas build); search takes its model only as --model: its
+    words are positional (a contract).
+    """
     atlas = commands.add_parser("atlas", help="precompute a whole model as Parquet tables (atlas build)")
     actions = atlas.add_subparsers(dest="atlas_command", required=True)
     build = actions.add_parser("build", parents=[model_args], help="build or resume an atlas in --out DIR")
@@ -42,21 +38,20 @@ def register(commands, model_args: argparse.ArgumentParser, filter_args: argpars
         help="one Ray task per (layer, kind); ADDRESS of a cluster, or none for a local one",
     )
     build.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-
-    search = commands.add_parser("search", parents=[filter_args], help="where a word's tokens show up in the model")
-    search.add_argument("words", nargs="+", metavar="WORD", help="words or tokens (a split word searches each token)")
-    search.add_argument("--model", default=DEFAULT_MODEL, help=f"hub id or local directory (default: {DEFAULT_MODEL})")
-    search.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
-    search.add_argument("--embedding", choices=EMBEDDING_CHOICES, default="auto", help="input or output embedding")
-    search.add_argument("--json", action="store_true", help="machine-readable output: a list of hits, best first")
-    search.add_argument("--atlas", metavar="DIR", help="answer from this atlas ('auto': find one for the model)")
-    search.add_argument("--limit", type=int, default=10, help="results per token and kind (default 10)")
+    search_parser = commands.add_parser(
+        "search",
+        parents=[model_arguments(positional=False), filter_args],
+        help="where a word's tokens show up in the model",
+    )
+    search_parser.add_argument(
+        "words", nargs="+", metavar="WORD", help="words or tokens (a split word searches each token)"
+    )
+    search_parser.add_argument("--atlas", metavar="DIR", help="answer from this atlas ('auto': find one for the model)")
+    search_parser.add_argument("--limit", type=int, default=10, help="results per token and kind (default 10)")
     return {"atlas": run_atlas, "search": run_search}
 
 
 def run_atlas(args, model: EmbeddingSpaceModel) -> None:
-    from embspace.atlas import build_atlas, parse_layers
-
     summary = build_atlas(
         model,
         args.out,
@@ -77,12 +72,9 @@ def run_atlas(args, model: EmbeddingSpaceModel) -> None:
 
 
 def run_search(args, model: EmbeddingSpaceModel) -> None:
-    from embspace.atlas import Atlas, AtlasError, find_atlas
-    from embspace.cli.main import pair_filter_from_args, vocab_filter_from_args
-    from embspace.search.index import query_tokens, search
-
     if args.limit < 1:
         raise ValueError("--limit must be at least 1.")
+    warn_if_first_word_names_a_model(args)
     atlas = None
     if args.atlas == "auto":
         atlas = find_atlas(model)
@@ -90,8 +82,7 @@ def run_search(args, model: EmbeddingSpaceModel) -> None:
         atlas = Atlas.open(args.atlas)
         if not atlas.matches(model):
             raise AtlasError(f"the atlas in {args.atlas} was built for {atlas.manifest.get('model')}, not this model.")
-    words = query_tokens(model, args.words)
-    for word in words:
+    for word in query_tokens(model, args.words):
         if len(word.token_ids) > 1 and not args.json:
             print(f"{word.word!r} is split into {' + '.join(word.tokens)}; each is searched", file=sys.stderr)
     hits = search(
@@ -106,12 +97,22 @@ def run_search(args, model: EmbeddingSpaceModel) -> None:
         print(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=1))
         return
     print(f"searched {'an atlas (' + str(atlas.directory) + ')' if atlas else 'live (no atlas)'}; rank 1 = best")
-    for kind, label in SEARCH_LABELS.items():
-        mine = [h for h in hits if h.kind == kind]
+    for name, side in VIEW_SIDES.items():
+        mine = [h for h in hits if h.kind == name]
         if mine:
-            print(f"\n{label}")
+            print(f"\n{side.label}")
+            unit = VIEW_KINDS[side.kind].unit
             for h in mine:
                 partner = f"  pair with {h.partner_token}" if h.partner_token is not None else ""
-                unit = "neuron" if kind.startswith("neuron") else "head"
                 where = f"layer {h.layer:>2} {unit} {h.index:<5}"
                 print(f"  {h.token:<14} {where} rank {h.rank:<6} score {h.score:+.4f}{partner}")
+
+
+def warn_if_first_word_names_a_model(args) -> None:
+    """`search gpt2 king` searches the word "gpt2" (words are positional); say so when that looks unintended."""
+    first = args.words[0]
+    if args.model_option is None and names_a_model(first):
+        print(
+            f"warning: {first!r} is searched as a word, on the default model; to search in it, use --model {first}",
+            file=sys.stderr,
+        )
