@@ -19,7 +19,8 @@ import pytest
 
 from embspace import DEFAULT_MODEL, EmbspaceError, ModelTooLarge
 from embspace.errors import Refused
-from embspace.hosting import REFUSED_SOURCE, HostingPolicy, ModelCache, repo_folder
+from embspace.hosting import REFUSED_SOURCE, HostingPolicy
+from embspace.model import ModelCache, repo_folder
 from embspace.model.sources import HubClient
 
 
