@@ -7,8 +7,7 @@ drawn here, once per run, for every page; pages read its settings with `dashboar
 import streamlit as st
 
 from dashboard import annotations_ui, page_list, sidebar, state, urlstate
-from embspace import runtime
-from embspace.errors import EmbspaceError
+from embspace import EmbspaceError, runtime
 
 runtime.configure()  # threads and matmul precision: once per process, never switched per call
 

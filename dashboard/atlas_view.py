@@ -8,7 +8,6 @@ the cached calls below. A view whose filters leave fewer than k stored candidate
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -17,12 +16,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import urlstate
-from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation
+from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation, operator_settings
 from dashboard.state import ViewSettings
+from embspace import EmbeddingSpaceModel
 from embspace.atlas import DEFAULT_K, Atlas, build_atlas, filter_pairs, filter_tokens, find_atlas
-from embspace.atlas.read import APP_ATLASES, ATLAS_DIR_ENV
+from embspace.atlas.read import APP_ATLASES  # not (yet) on the embspace.atlas face
 from embspace.hosting import HostingPolicy
-from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace.settings import atlas_dir
 
 ATLAS_KEY = "atlas"  # the toggle's key and URL parameter (atlas=false: compute live)
 ATLAS_HASH_FUNCS = {**HASH_FUNCS, Atlas: lambda atlas: (str(atlas.directory), atlas.manifest.get("created"))}
@@ -31,7 +31,8 @@ ATLAS_HASH_FUNCS = {**HASH_FUNCS, Atlas: lambda atlas: (str(atlas.directory), at
 @st.cache_resource(max_entries=2, show_spinner=False, hash_funcs=HASH_FUNCS)
 def model_atlas(model: EmbeddingSpaceModel) -> Atlas | None:
     """The atlas built for this model (atlases/ beside the app or $EMBSPACE_ATLAS_DIR), or None."""
-    return find_atlas(model)
+    operator_dir = atlas_dir(operator_settings())
+    return find_atlas(model, [APP_ATLASES, *([operator_dir] if operator_dir else [])])
 
 
 def page_atlas(model: EmbeddingSpaceModel, table: str, layer: int | None = None) -> Atlas | None:
@@ -125,7 +126,7 @@ BUILD_K = DEFAULT_K
 
 def atlas_directory(model: EmbeddingSpaceModel) -> Path:
     """Where the Start page builds this model's atlas: $EMBSPACE_ATLAS_DIR, else atlases/ beside the app."""
-    root = Path(os.environ.get(ATLAS_DIR_ENV) or APP_ATLASES)
+    root = atlas_dir(operator_settings()) or APP_ATLASES
     name = re.sub(r"[^A-Za-z0-9._]+", "-", f"{model.info.source}-{model.info.embedding}").strip("-.")
     return root / name[-100:]
 

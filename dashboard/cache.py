@@ -22,21 +22,14 @@ import streamlit as st
 import torch
 
 from dashboard.state import ModelChoice, ViewSettings, model_key
-from embspace.compute.projections import (
-    PairTable,
-    copying_score,
-    copying_scores,
-    embedding_gram,
-    head_top_pairs,
-    neuron_top_tokens,
-)
-from embspace.compute.tsne import scatter_frame, tsne_coordinates
+from embspace import EmbeddingSpaceModel, PairTable, copying_scores, head_top_pairs, neuron_top_tokens
+from embspace.compute.projections import copying_score, embedding_gram  # not (yet) on the embspace.compute face
+from embspace.compute.tsne import scatter_frame, tsne_coordinates  # not (yet) on the embspace.compute face
 from embspace.hosting import HostingPolicy
-from embspace.model.embedding_space import EmbeddingSpaceModel
-from embspace.vocab.corpus import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
+from embspace.settings import SettingReader, compute_log
+from embspace.vocab import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
 
 RESULT_ENTRIES = 512  # results are small (k rows); bounded anyway for a long-running server
-COMPUTE_LOG_ENV = "EMBSPACE_COMPUTE_LOG"
 PROGRESS_STEPS = 50  # at most this many progress-bar updates per job (each is replayed on a hit)
 
 
@@ -72,10 +65,15 @@ def _progress_bar(text: str) -> tuple[st.delta_generator.DeltaGenerator, Callabl
     return bar, update
 
 
+def operator_settings() -> SettingReader:
+    """The operator's settings: the environment first, then `.streamlit/secrets.toml`."""
+    return SettingReader.of(os.environ, st.secrets)
+
+
 def note_computation(name: str, *key) -> None:
     """Append one line per real (uncached) computation to $EMBSPACE_COMPUTE_LOG when set: how the
     sessions benchmark proves that concurrent sessions asking for one view compute it once."""
-    path = os.environ.get(COMPUTE_LOG_ENV)
+    path = compute_log(operator_settings())
     if path:
         with open(path, "a", encoding="utf-8") as log:
             log.write(json.dumps([name, *key]) + "\n")

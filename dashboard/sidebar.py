@@ -15,14 +15,11 @@ import streamlit as st
 from dashboard import cache, urlstate
 from dashboard.cache import CorpusUpload
 from dashboard.state import ModelChoice, ViewSettings
-from embspace.errors import EmbspaceError
+from embspace import ALPHABETS, DEFAULT_MODEL, EmbeddingSpaceModel, EmbspaceError, ModelInfo, PairFilter, VocabFilter
 from embspace.hosting import HostingPolicy
-from embspace.model.adapters import UnsupportedArchitecture
-from embspace.model.checkpoint import CheckpointError
-from embspace.model.embedding_space import EMBEDDING_CHOICES, EmbeddingSpaceModel, ModelInfo
-from embspace.model.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES
-from embspace.vocab.corpus import corpus_fields, infer_format, iter_corpus_texts
-from embspace.vocab.filters import ALPHABETS, PairFilter, VocabFilter
+from embspace.model import EMBEDDING_CHOICES, CheckpointError, UnsupportedArchitecture
+from embspace.settings import WEIGHT_BUDGET_ENV
+from embspace.vocab import corpus_fields, infer_format, iter_corpus_texts
 
 # The bundled MiniLM first: it is the only one that works offline.
 MODEL_PRESETS = (
@@ -33,7 +30,6 @@ MODEL_PRESETS = (
     "sdadas/polish-gpt2-medium",
     "EleutherAI/pythia-160m",
 )
-BUDGET_ENV = "EMBSPACE_WEIGHT_BUDGET_GB"
 DEFAULT_K = 30
 MAX_K = 500
 CORPUS_TYPES = ["txt", "jsonl", "csv", "tsv"]
@@ -43,11 +39,25 @@ MODEL_HELP = (
     "model directory and press Enter. Only the first preset is bundled and works offline."
 )
 MODEL_HELP_HOSTED = "This server opens the models in this list" + " (and, if its operator allows it, hub ids)."
+REVISION_HELP = "A branch, tag or commit."
 EMBEDDING_HELP = (
     "input: the word embeddings. output: the LM head (unembedding). auto: the LM head when the checkpoint "
     "has one, else the input embedding. input-output (untied models): rows through the input embedding, "
     "columns through the LM head."
 )
+# The token filters' checkboxes, {URL key: (label, help)}.
+TOKEN_CHECKBOXES = {
+    "ascii": ("ASCII only", None),
+    "alnum": ("Letters and digits only", "Tokens made only of the alphabet's letters and digits."),
+}
+SPECIAL_TOKEN_CHECKBOX = {"special": ("Keep special tokens", "[CLS], <|endoftext|>, [unused5], padding rows.")}
+PAIR_CHECKBOXES = {
+    "same": ("Exclude identical pairs", "Drop pairs of the same token up to case and word marker (kot / Kot / ##kot)."),
+    "fuzzy": (
+        "Exclude near-identical pairs",
+        "Also drop inflections and spelling variants: a shared stem of 3+ letters or a similarity ratio ≥ 80.",
+    ),
+}
 
 _FAILED = "_failed_model"  # session key: (ModelChoice, message) of the last model that failed to open
 _CORPUS = "_corpus"  # session key: CorpusUpload, kept across page switches (uploads are not in the URL)
@@ -67,18 +77,6 @@ def draw() -> ViewSettings | None:
 def hosting_policy() -> HostingPolicy:
     """The operator's hosting policy (EMBSPACE_HOSTED and friends, from the environment or secrets.toml)."""
     return HostingPolicy.from_env(os.environ, st.secrets)
-
-
-def weight_budget_bytes() -> int:
-    """The weight budget: EMBSPACE_WEIGHT_BUDGET_GB (gigabytes, 1e9 bytes) or the embspace default."""
-    raw = os.environ.get(BUDGET_ENV, "").strip()
-    if not raw:
-        return DEFAULT_WEIGHT_BUDGET_BYTES
-    try:
-        return max(int(float(raw) * 1e9), 0)
-    except ValueError:
-        st.sidebar.warning(f"{BUDGET_ENV}={raw!r} is not a number of gigabytes; using the default budget.")
-        return DEFAULT_WEIGHT_BUDGET_BYTES
 
 
 def model_choice() -> ModelChoice:
@@ -104,19 +102,14 @@ def model_choice() -> ModelChoice:
         horizontal=True,
         help=EMBEDDING_HELP,
     )
-    budget = weight_budget_bytes()
+    budget = policy.weight_budget_bytes  # EMBSPACE_WEIGHT_BUDGET_GB, read with the rest of the policy
     with sidebar.expander("Advanced"):
         revision = urlstate.widget(
-            st.text_input,
-            "Hub revision",
-            key="revision",
-            default="",
-            placeholder="main",
-            help="A branch, tag or commit.",
+            st.text_input, "Hub revision", key="revision", default="", placeholder="main", help=REVISION_HELP
         )
         st.caption(
             f"Weight budget: {budget / 1e9:.2f} GB; bigger hub models are refused before download "
-            f"(the server's {BUDGET_ENV} sets it)."
+            f"(the server's {WEIGHT_BUDGET_ENV} sets it)."
         )
     return ModelChoice((source or "").strip(), revision.strip() or None, embedding, budget)
 
@@ -163,59 +156,39 @@ def view_settings(model: EmbeddingSpaceModel) -> ViewSettings:
     return ViewSettings(model, int(k), vocab_filter, pair_filter, negative)
 
 
+def address_checkboxes(boxes: dict[str, tuple[str, str | None]]) -> dict[str, bool]:
+    """One sidebar checkbox per `{key: (label, help)}`, unticked by default and part of the page address."""
+    return {
+        key: urlstate.widget(st.sidebar.checkbox, label, key=key, default=False, help=help)
+        for key, (label, help) in boxes.items()
+    }
+
+
 def token_rule_widgets() -> dict:
     """Sidebar widgets for which tokens a table may show; VocabFilter's arguments except the corpus."""
-    sidebar = st.sidebar
-    only_ascii = urlstate.widget(sidebar.checkbox, "ASCII only", key="ascii", default=False)
-    only_alnum = urlstate.widget(
-        sidebar.checkbox,
-        "Letters and digits only",
-        key="alnum",
-        default=False,
-        help="Tokens made only of the alphabet's letters and digits.",
-    )
+    ticked = address_checkboxes(TOKEN_CHECKBOXES)
     alphabet = urlstate.widget(
-        sidebar.selectbox,
+        st.sidebar.selectbox,
         "Alphabet",
         key="alphabet",
         default="latin",
         options=sorted(ALPHABETS),
-        disabled=not only_alnum,
+        disabled=not ticked["alnum"],
     )
-    keep_special = urlstate.widget(
-        sidebar.checkbox,
-        "Keep special tokens",
-        key="special",
-        default=False,
-        help="[CLS], <|endoftext|>, [unused5], padding rows.",
-    )
+    ticked |= address_checkboxes(SPECIAL_TOKEN_CHECKBOX)  # below the alphabet, which belongs to "alnum"
     return {
-        "only_ascii": only_ascii,
-        "only_alnum": only_alnum,
+        "only_ascii": ticked["ascii"],
+        "only_alnum": ticked["alnum"],
         "alphabet": alphabet,
-        "exclude_special": not keep_special,
+        "exclude_special": not ticked["special"],
     }
 
 
 def pair_filter_widgets() -> PairFilter:
     """Sidebar widgets for which (row, column) pairs a head's table may show."""
-    sidebar = st.sidebar
-    sidebar.caption("Token pairs (W_VO, W_QK):")
-    exclude_same = urlstate.widget(
-        sidebar.checkbox,
-        "Exclude identical pairs",
-        key="same",
-        default=False,
-        help="Drop pairs of the same token up to case and word marker (kot / Kot / ##kot).",
-    )
-    exclude_fuzzy = urlstate.widget(
-        sidebar.checkbox,
-        "Exclude near-identical pairs",
-        key="fuzzy",
-        default=False,
-        help="Also drop inflections and spelling variants: a shared stem of 3+ letters or a similarity ratio ≥ 80.",
-    )
-    return PairFilter(exclude_same=exclude_same, exclude_fuzzy=exclude_fuzzy)
+    st.sidebar.caption("Token pairs (W_VO, W_QK):")
+    ticked = address_checkboxes(PAIR_CHECKBOXES)
+    return PairFilter(exclude_same=ticked["same"], exclude_fuzzy=ticked["fuzzy"])
 
 
 def _remember_upload() -> None:

@@ -1,22 +1,136 @@
-"""Where embspace keeps what users write (annotations), and the operator's settings for it.
+"""The operator's settings: every `EMBSPACE_*` variable, read once each, from the environment first and then
+from the same key in `secrets` (e.g. Streamlit's st.secrets, passed in: embspace never imports streamlit).
 
-Read from the environment first, then from the same keys in `secrets` (e.g. Streamlit's st.secrets),
-like `hosting.HostingPolicy`.
+`SETTINGS` maps each variable to the one function that parses it; `AnnotationSettings` groups the
+annotation ones, and `hosting.HostingPolicy.from_env` reads the hosted-mode ones through this module.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from embspace.errors import EmbspaceError
+
 DATA_DIR_ENV = "EMBSPACE_DATA_DIR"
 ANNOTATIONS_ENV = "EMBSPACE_ANNOTATIONS"  # "readonly" switches annotation writing off
 SEED_ENV = "EMBSPACE_ANNOTATIONS_SEED"  # exported JSON file(s) shown read-only, os.pathsep-separated
+HOSTED_ENV = "EMBSPACE_HOSTED"
+ALLOWED_MODELS_ENV = "EMBSPACE_ALLOWED_MODELS"
+ALLOW_ANY_HUB_ENV = "EMBSPACE_ALLOW_ANY_HUB"
+CACHE_DIR_ENV = "EMBSPACE_CACHE_DIR"
+CACHE_BYTES_ENV = "EMBSPACE_CACHE_BYTES"
+MAX_UPLOAD_ENV = "EMBSPACE_MAX_UPLOAD_BYTES"
+WEIGHT_BUDGET_ENV = "EMBSPACE_WEIGHT_BUDGET_GB"
+ATLAS_DIR_ENV = "EMBSPACE_ATLAS_DIR"
+COMPUTE_LOG_ENV = "EMBSPACE_COMPUTE_LOG"
+
 ANNOTATION_MODES = ("readwrite", "readonly")
+DEFAULT_CACHE_BYTES = 5_000_000_000
+DEFAULT_HOSTED_MAX_UPLOAD_BYTES = 20_000_000
+# Streamlit Community Cloud gives an app about 2.7 GB of memory; weights are read lazily, one
+# layer at a time, but the files still have to fit on its disk and page cache next to torch.
+DEFAULT_WEIGHT_BUDGET_BYTES = 2_000_000_000
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+@dataclass(frozen=True)
+class SettingReader:
+    """Where settings come from: `environ` first (an empty value counts as unset), then `secrets`."""
+
+    environ: Mapping[str, str]
+    secrets: Mapping | None = None
+
+    @classmethod
+    def of(cls, environ: Mapping[str, str] | None = None, secrets: Mapping | None = None) -> SettingReader:
+        """A reader of `environ` (default: the process environment) and `secrets` (default: none)."""
+        return cls(os.environ if environ is None else environ, secrets)
+
+    def value(self, name: str) -> Any:
+        """The raw value of setting `name` (a string from the environment, any TOML value from secrets), or None."""
+        if self.environ.get(name) not in (None, ""):
+            return self.environ[name]
+        try:  # st.secrets raises when there is no secrets.toml at all
+            return self.secrets.get(name) if self.secrets is not None else None
+        except Exception:
+            return None
+
+
+# --- typed parsers: (setting name, raw value, default) -> value; errors name the setting ----------------
+
+
+def parse_flag(name: str, raw: Any, default: bool = False) -> bool:
+    """A yes/no setting: 1/0, true/false, yes/no, on/off (or a TOML boolean)."""
+    if raw is None:
+        return default
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in TRUE_WORDS or text in FALSE_WORDS:
+        return text in TRUE_WORDS
+    raise EmbspaceError(f"{name}={raw!r} is not a yes/no setting: use 1 or 0.")
+
+
+def parse_bytes(name: str, raw: Any, default: int | None) -> int | None:
+    """Bytes from 5000000000, "5e9", "5GB" or "500 MB" (decimal units)."""
+    if raw is None or str(raw).strip() == "":
+        return default
+    match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([a-zA-Z]*)\s*", str(raw))
+    try:
+        number = float(match.group(1)) * SIZE_UNITS[match.group(2).lower()] if match else None
+    except (KeyError, ValueError):
+        number = None
+    if number is None or number < 0:
+        raise EmbspaceError(f"{name}={raw!r} is not a size: write bytes, or a number with KB, MB or GB.")
+    return int(number)
+
+
+def parse_gigabytes(name: str, raw: Any, default: int) -> int:
+    """Bytes from a number of gigabytes (1e9 bytes): "1.5" -> 1_500_000_000; negative counts as 0."""
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        return max(int(float(raw) * 1e9), 0)
+    except ValueError:
+        raise EmbspaceError(f"{name}={raw!r} is not a number of gigabytes.") from None
+
+
+def parse_names(raw: Any) -> tuple[str, ...]:
+    """A comma-separated string or a list (TOML) of names, trimmed, empties and repeats dropped."""
+    if raw is None:
+        return ()
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    return tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
+
+
+def parse_path(raw: Any) -> Path | None:
+    """A path with ~ expanded, or None when unset."""
+    return Path(str(raw)).expanduser() if raw else None
+
+
+def parse_paths(raw: Any) -> tuple[Path, ...]:
+    """An os.pathsep-separated string or a list (TOML) of paths, ~ expanded, empties dropped."""
+    items = raw if isinstance(raw, list | tuple) else str(raw or "").split(os.pathsep)
+    return tuple(Path(str(item)).expanduser() for item in items if str(item).strip())
+
+
+def parse_choice(name: str, raw: Any, choices: tuple[str, ...]) -> str:
+    """One of `choices`, case and dashes ignored ("read-only" is "readonly"); unset is the first choice."""
+    choice = str(raw or choices[0]).strip().lower().replace("-", "")
+    if choice not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {choice!r}.")
+    return choice
+
+
+# --- defaults that depend on the platform ---------------------------------------------------------------
 
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -34,6 +148,98 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
     return base / "embspace"
 
 
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """~/.cache/embspace/hub (XDG_CACHE_HOME respected): the app's own, apart from the user's HF cache."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "embspace" / "hub"
+
+
+# --- one function per setting ---------------------------------------------------------------------------
+
+
+def data_dir(reader: SettingReader) -> Path:
+    """EMBSPACE_DATA_DIR: where the annotation database lives (default: the per-user data directory)."""
+    return parse_path(reader.value(DATA_DIR_ENV)) or default_data_dir(reader.environ)
+
+
+def annotations_read_only(reader: SettingReader) -> bool:
+    """EMBSPACE_ANNOTATIONS: readwrite (default) or readonly. Raises ValueError naming the setting."""
+    return parse_choice(ANNOTATIONS_ENV, reader.value(ANNOTATIONS_ENV), ANNOTATION_MODES) == "readonly"
+
+
+def annotation_seed_paths(reader: SettingReader) -> tuple[Path, ...]:
+    """EMBSPACE_ANNOTATIONS_SEED: exported annotation files shown read-only underneath the database."""
+    return parse_paths(reader.value(SEED_ENV))
+
+
+def hosted(reader: SettingReader) -> bool:
+    """EMBSPACE_HOSTED: a shared deployment (default off)."""
+    return parse_flag(HOSTED_ENV, reader.value(HOSTED_ENV))
+
+
+def allowed_models(reader: SettingReader) -> tuple[str, ...]:
+    """EMBSPACE_ALLOWED_MODELS: presets / hub ids a hosted server opens besides the bundled model."""
+    return parse_names(reader.value(ALLOWED_MODELS_ENV))
+
+
+def allow_any_hub(reader: SettingReader) -> bool:
+    """EMBSPACE_ALLOW_ANY_HUB: a hosted server also opens any typed hub id (default off)."""
+    return parse_flag(ALLOW_ANY_HUB_ENV, reader.value(ALLOW_ANY_HUB_ENV))
+
+
+def hub_cache_dir(reader: SettingReader) -> Path:
+    """EMBSPACE_CACHE_DIR: the hosted app's own hub cache (default ~/.cache/embspace/hub)."""
+    return parse_path(reader.value(CACHE_DIR_ENV)) or default_cache_dir(reader.environ)
+
+
+def hub_cache_bytes(reader: SettingReader) -> int:
+    """EMBSPACE_CACHE_BYTES: the hosted hub cache's size budget (default 5 GB)."""
+    return parse_bytes(CACHE_BYTES_ENV, reader.value(CACHE_BYTES_ENV), DEFAULT_CACHE_BYTES)
+
+
+def max_upload_bytes(reader: SettingReader) -> int | None:
+    """EMBSPACE_MAX_UPLOAD_BYTES: the largest corpus upload (default: 20 MB when hosted, else no limit)."""
+    default = DEFAULT_HOSTED_MAX_UPLOAD_BYTES if hosted(reader) else None
+    return parse_bytes(MAX_UPLOAD_ENV, reader.value(MAX_UPLOAD_ENV), default)
+
+
+def weight_budget_bytes(reader: SettingReader) -> int:
+    """EMBSPACE_WEIGHT_BUDGET_GB: hub models with more weights than this are refused before download."""
+    return parse_gigabytes(WEIGHT_BUDGET_ENV, reader.value(WEIGHT_BUDGET_ENV), DEFAULT_WEIGHT_BUDGET_BYTES)
+
+
+def atlas_dir(reader: SettingReader | None = None) -> Path | None:
+    """EMBSPACE_ATLAS_DIR: where atlases are looked for (after atlases/ beside the app) and built; None if unset."""
+    reader = reader or SettingReader.of()
+    raw = reader.value(ATLAS_DIR_ENV)
+    return Path(str(raw)) if raw else None
+
+
+def compute_log(reader: SettingReader | None = None) -> Path | None:
+    """EMBSPACE_COMPUTE_LOG: a file the dashboard appends one line to per real computation (benchmarks)."""
+    reader = reader or SettingReader.of()
+    raw = reader.value(COMPUTE_LOG_ENV)
+    return Path(str(raw)) if raw else None
+
+
+# Each setting and the one function that parses it (docs/DEPLOYMENT.md lists them).
+SETTINGS: dict[str, Callable[[SettingReader], Any]] = {
+    DATA_DIR_ENV: data_dir,
+    ANNOTATIONS_ENV: annotations_read_only,
+    SEED_ENV: annotation_seed_paths,
+    HOSTED_ENV: hosted,
+    ALLOWED_MODELS_ENV: allowed_models,
+    ALLOW_ANY_HUB_ENV: allow_any_hub,
+    CACHE_DIR_ENV: hub_cache_dir,
+    CACHE_BYTES_ENV: hub_cache_bytes,
+    MAX_UPLOAD_ENV: max_upload_bytes,
+    WEIGHT_BUDGET_ENV: weight_budget_bytes,
+    ATLAS_DIR_ENV: atlas_dir,
+    COMPUTE_LOG_ENV: compute_log,
+}
+
+
 @dataclass(frozen=True)
 class AnnotationSettings:
     """The operator's choices for annotations: where the database lives, whether it may be written,
@@ -49,22 +255,9 @@ class AnnotationSettings:
 
         Raises ValueError naming the setting when EMBSPACE_ANNOTATIONS is neither readwrite nor readonly.
         """
-        environ = os.environ if environ is None else environ
-
-        def value(name: str) -> Any:
-            if environ.get(name) not in (None, ""):
-                return environ[name]
-            try:  # st.secrets raises when there is no secrets.toml at all
-                return secrets.get(name) if secrets is not None else None
-            except Exception:
-                return None
-
-        raw_dir = value(DATA_DIR_ENV)
-        data_dir = Path(str(raw_dir)).expanduser() if raw_dir else default_data_dir(environ)
-        mode = str(value(ANNOTATIONS_ENV) or "readwrite").strip().lower().replace("-", "")
-        if mode not in ANNOTATION_MODES:
-            raise ValueError(f"{ANNOTATIONS_ENV} must be one of {', '.join(ANNOTATION_MODES)}, not {mode!r}.")
-        raw_seed = value(SEED_ENV) or ()
-        seeds = raw_seed if isinstance(raw_seed, list | tuple) else str(raw_seed).split(os.pathsep)
-        seed_paths = tuple(Path(str(p)).expanduser() for p in seeds if str(p).strip())
-        return cls(data_dir=data_dir, read_only=mode == "readonly", seed_paths=seed_paths)
+        reader = SettingReader.of(environ, secrets)
+        return cls(
+            data_dir=data_dir(reader),
+            read_only=annotations_read_only(reader),
+            seed_paths=annotation_seed_paths(reader),
+        )

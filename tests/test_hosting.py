@@ -6,6 +6,7 @@ files out the way huggingface_hub.snapshot_download(cache_dir=...) does (blobs +
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -19,7 +20,9 @@ import pytest
 
 from embspace import DEFAULT_MODEL, EmbspaceError, ModelTooLarge
 from embspace.errors import Refused
-from embspace.hosting import REFUSED_SOURCE, HostingPolicy, ModelCache, repo_folder
+from embspace.hosting import REFUSED_SOURCE, HostingPolicy
+from embspace.model import ModelCache, repo_folder
+from embspace.model.hub_cache import INDEX_FILE
 from embspace.model.sources import HubClient
 
 
@@ -245,6 +248,26 @@ def test_a_model_in_use_is_not_evicted(tmp_path):
     assert sorted(cache.usage()) == ["models--org--a", "models--org--b"]  # over budget rather than break a
     lease.close()
     assert cache.evict() == ["models--org--a"]
+
+
+def test_a_lease_of_a_collected_model_ends_with_it(tmp_path):
+    """A model dropped without closing its lease (the usual end in a server) no longer pins its files."""
+    fake = FakeHub(sizes={"org/a": 1000, "org/b": 1000})
+    cache = ModelCache(tmp_path / "cache", budget_bytes=1500)
+    cache.fetch("org/a", hub=fake.client())
+    lease = cache.lease("org/a")
+    assert cache.evict(1000) == []  # held
+    del lease
+    gc.collect()
+    assert cache.evict(1000) == ["models--org--a"]
+
+
+def test_the_cache_index_is_written_whole_and_leaves_no_temporary(tmp_path):
+    cache = ModelCache(tmp_path / "cache", budget_bytes=10**6)
+    cache.fetch("org/a", revision="v1", hub=FakeHub().client())
+    index = json.loads((tmp_path / "cache" / INDEX_FILE).read_text(encoding="utf-8"))
+    assert set(index) == {"models--org--a"} and set(index["models--org--a"]["snapshots"]) == {"v1"}
+    assert not [p.name for p in (tmp_path / "cache").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_model_bigger_than_the_cache_is_refused_before_download(tmp_path):

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from embspace.atlas.manifest import (
@@ -23,19 +19,17 @@ from embspace.atlas.manifest import (
     check_same_atlas,
     new_manifest,
     read_manifest,
-    write_json_atomic,
 )
+from embspace.atlas.ray_build import run_on_ray
 from embspace.atlas.units import UNIT_KINDS, Unit, Workspace, compute_unit, token_table
+from embspace.atlas.write import write_unit
 from embspace.compute.devices import resolve_device
-from embspace.compute.ffn_scan import SCAN_VECTORS
 from embspace.errors import Busy, EmbspaceError
+from embspace.files import locked, write_json_atomic
 from embspace.model.embedding_space import EmbeddingSpaceModel, check_k
 
 DEFAULT_K = 200
-# Rows per Parquet row group in the neuron table: its min/max statistics let a one-neuron read skip the rest.
-NEURONS_PER_ROW_GROUP = 32
-# Rows per row group in the tokens table (sorted by token_id): a token's rows sit in one or two groups.
-TOKEN_ROWS_PER_ROW_GROUP = 8192
+LOCK_FILE = ".lock"  # held (flock) by the one build writing the directory
 
 
 @dataclass(frozen=True)
@@ -111,8 +105,6 @@ def build_atlas(
         todo = [unit for unit in units if not unit_done(directory, unit, workspace)]
         with progress_bar(len(units), len(units) - len(todo), progress) as bar:
             if use_ray:
-                from embspace.atlas.ray_build import run_on_ray
-
                 run_on_ray(workspace, todo, directory, ray_address, bar)
             else:
                 for unit in todo:
@@ -126,7 +118,7 @@ def prepare_directory(directory: Path, manifest: dict) -> None:
     if (directory / MANIFEST).exists():
         check_same_atlas(read_manifest(directory), manifest, directory)
         return
-    if directory.exists() and any(p.name != ".lock" for p in directory.iterdir()):
+    if directory.exists() and any(p.name != LOCK_FILE for p in directory.iterdir()):
         raise AtlasError(f"{directory} is not empty and holds no atlas ({MANIFEST} missing); choose another --out.")
     directory.mkdir(parents=True, exist_ok=True)
     write_json_atomic(directory / MANIFEST, manifest)
@@ -140,9 +132,9 @@ def locked_atlas(directory: Path) -> Iterator[None]:
     if directory.is_dir() and not (directory / MANIFEST).exists() and any(directory.iterdir()):
         raise AtlasError(f"{directory} is not empty and holds no atlas ({MANIFEST} missing); choose another --out.")
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as handle:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(locked(directory / LOCK_FILE, wait=False))
         except BlockingIOError:
             raise Busy(f"another build is writing the atlas in {directory}; wait for it to finish.") from None
         yield
@@ -181,24 +173,6 @@ def remove_stale_temporaries(directory: Path) -> None:
     """Temporary files of a killed build (we hold the lock, so no live build owns them)."""
     for stale in directory.glob("*/**/.*.tmp"):
         stale.unlink(missing_ok=True)
-
-
-def write_unit(directory: Path, tables: dict[str, pa.Table]) -> None:
-    """Each table to a hidden temporary name, then renamed: a killed build never leaves a half file
-    under the final name (and readers skip names starting with '.')."""
-    for relative, table in tables.items():
-        final = directory / relative
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        group = None
-        if relative.startswith("neurons"):
-            group = NEURONS_PER_ROW_GROUP * len(SCAN_VECTORS) * max(1, int(pa.compute.max(table["rank"]).as_py() or 1))
-        elif relative.startswith("tokens"):
-            group = TOKEN_ROWS_PER_ROW_GROUP
-        pq.write_table(table, temporary, compression="zstd", row_group_size=group)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
 
 
 class _Progress:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 import tomllib
 from datetime import UTC, datetime
@@ -174,9 +173,3 @@ def check_same_atlas(existing: dict, wanted: dict, directory: Path) -> None:
             f"{directory} holds an atlas of {describe(existing)}, not {describe(wanted)} "
             f"({', '.join(differs)} differ); nothing was overwritten: choose another --out."
         )
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)

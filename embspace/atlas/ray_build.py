@@ -9,7 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from embspace.atlas.units import Unit, Workspace, compute_unit
+from embspace.atlas.write import write_unit
 from embspace.errors import EmbspaceError
+from embspace.model.embedding_space import open_model
+from embspace.runtime import configure
 
 # Per worker process: the opened model, reused by every task that process runs (a Ray worker
 # lives for many tasks; opening MiniLM costs ~1 s, a 7B model much more).
@@ -33,9 +36,6 @@ def model_source(workspace: Workspace) -> tuple[str, str | None, str]:
 
 def worker_unit(source: str, revision: str | None, embedding: str, k: int, device: str, unit: Unit) -> dict:
     """Runs in a Ray worker: the unit's tables, the model opened once per process."""
-    from embspace.model.embedding_space import open_model
-    from embspace.runtime import configure
-
     configure(threads=1)  # one core per task: Ray schedules tasks by num_cpus=1
     key = (source, revision, embedding, k, device)
     if key not in _WORKER_WORKSPACES:
@@ -46,8 +46,6 @@ def worker_unit(source: str, revision: str | None, embedding: str, k: int, devic
 
 def run_on_ray(workspace: Workspace, units: list[Unit], directory: Path, address: str | None, bar) -> None:
     """Submit every unit, write each result as it arrives (the driver holds the build lock)."""
-    from embspace.atlas.build import write_unit
-
     ray = import_ray()
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +13,9 @@ import pyarrow.parquet as pq
 from embspace.atlas.manifest import HEADS_SCHEMA, IDENTITY_KEYS, MANIFEST, PATHS, config_sha256, read_manifest
 from embspace.errors import EmbspaceError
 from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace.settings import atlas_dir
 from embspace.vocab.filters import PairFilter, VocabFilter
 
-ATLAS_DIR_ENV = "EMBSPACE_ATLAS_DIR"
 APP_ATLASES = Path(__file__).resolve().parents[2] / "atlases"
 
 
@@ -99,7 +98,7 @@ def find_atlas(model: EmbeddingSpaceModel, roots: list[str | Path] | None = None
     """The first atlas built for `model` under `roots` (default: `atlases/` beside the app, then
     $EMBSPACE_ATLAS_DIR); each root may be an atlas itself or hold atlases one level down."""
     if roots is None:
-        roots = [APP_ATLASES] + ([os.environ[ATLAS_DIR_ENV]] if os.environ.get(ATLAS_DIR_ENV) else [])
+        roots = [APP_ATLASES, *filter(None, [atlas_dir()])]
     for root in map(Path, roots):
         candidates = (
             [root] if (root / MANIFEST).exists() else sorted(root.glob(f"*/{MANIFEST}")) if root.is_dir() else []

@@ -1,6 +1,7 @@
 """Opening a model, one rung per module: sources (where the files are) -> checkpoint (tensors on demand)
 -> adapters (one architecture's names and splits) -> layout (the canonical per-head shapes)
--> embedding_space (`open_model`: config, tokenizer and E first, layers when asked for).
+-> embedding_space (`open_model`: config, tokenizer and E first, layers when asked for); beside them
+hub_cache (`ModelCache`: a hosted app's own bounded, least-recently-used hub cache).
 """
 
 from embspace.model.adapters import ADAPTERS, Adapter, UnsupportedArchitecture, adapter_for
@@ -14,6 +15,7 @@ from embspace.model.embedding_space import (
     check_k,
     open_model,
 )
+from embspace.model.hub_cache import ModelCache, repo_folder
 from embspace.model.layout import LayerWeights, ModelShape
 from embspace.model.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES, ResolvedSource, resolve_source
 
@@ -27,6 +29,7 @@ __all__ = [
     "CheckpointError",
     "EmbeddingSpaceModel",
     "LayerWeights",
+    "ModelCache",
     "ModelInfo",
     "ModelShape",
     "ResolvedSource",
@@ -36,5 +39,6 @@ __all__ = [
     "check_index",
     "check_k",
     "open_model",
+    "repo_folder",
     "resolve_source",
 ]

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embspace.errors import CustomCodeRefused, EmbspaceError, ModelNotFound, ModelTooLarge
+from embspace.settings import DEFAULT_WEIGHT_BUDGET_BYTES as DEFAULT_WEIGHT_BUDGET_BYTES  # the model face exports it
+from embspace.settings import WEIGHT_BUDGET_ENV
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# Streamlit Community Cloud gives an app about 2.7 GB of memory; weights are read lazily, one
-# layer at a time, but the files still have to fit on its disk and page cache next to torch.
-DEFAULT_WEIGHT_BUDGET_BYTES = 2_000_000_000
 
 TOKENIZER_FILES = (
     "config.json",
@@ -135,7 +134,7 @@ def check_weight_budget(source: str, weight_bytes: int, budget: int | None) -> N
         raise ModelTooLarge(
             f"{source} has {weight_bytes / 1e9:.2f} GB of weights, over this app's budget of "
             f"{budget / 1e9:.2f} GB. Pick a smaller model or raise the budget "
-            "(EMBSPACE_WEIGHT_BUDGET_GB)."
+            f"({WEIGHT_BUDGET_ENV})."
         )
 
 
