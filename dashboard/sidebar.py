@@ -17,19 +17,10 @@ from dashboard.cache import CorpusUpload
 from dashboard.state import ModelChoice, ViewSettings
 from embspace import ALPHABETS, DEFAULT_MODEL, EmbeddingSpaceModel, EmbspaceError, ModelInfo, PairFilter, VocabFilter
 from embspace.hosting import HostingPolicy
-from embspace.model import EMBEDDING_CHOICES, CheckpointError, UnsupportedArchitecture
+from embspace.model import EMBEDDING_CHOICES, MODEL_PRESETS, CheckpointError, UnsupportedArchitecture
 from embspace.settings import WEIGHT_BUDGET_ENV
 from embspace.vocab import corpus_fields, infer_format, iter_corpus_texts
 
-# The bundled MiniLM first: it is the only one that works offline.
-MODEL_PRESETS = (
-    DEFAULT_MODEL,
-    "gpt2",
-    "gpt2-medium",
-    "prajjwal1/bert-medium",
-    "sdadas/polish-gpt2-medium",
-    "EleutherAI/pythia-160m",
-)
 DEFAULT_K = 30
 MAX_K = 500
 CORPUS_TYPES = ["txt", "jsonl", "csv", "tsv"]

@@ -231,7 +231,7 @@ def test_search_warns_when_its_first_word_is_a_model_directory(capsys, tiny_mode
     assert "king" in searched and searched & {"gp", "##t", "##2"}
 
 
-@pytest.mark.parametrize("first", [DEFAULT_MODEL, "example-org/hosted-model"])
+@pytest.mark.parametrize("first", [DEFAULT_MODEL, "gpt2", "example-org/hosted-model"])
 def test_search_warns_when_its_first_word_is_a_known_preset(capsys, monkeypatch, first):
     monkeypatch.setenv("EMBSPACE_ALLOWED_MODELS", "example-org/hosted-model")
     # --atlas /nonexistent ends the command right after the warning: no live search of the default model.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from embspace import ALPHABETS, DEFAULT_MODEL, EmbeddingSpaceModel, EmbspaceError, PairFilter, VocabFilter
 from embspace.hosting import HostingPolicy
-from embspace.model import EMBEDDING_CHOICES, MAX_K
+from embspace.model import EMBEDDING_CHOICES, MAX_K, MODEL_PRESETS
 from embspace.model import check_k as check_k_range
 from embspace.vocab import corpus_token_ids, count_corpus_tokens, iter_corpus_texts, token_list_ids
 
@@ -58,12 +58,12 @@ def model_source(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
 
 
 def known_presets() -> tuple[str, ...]:
-    """Model names the CLI recognises without a directory: the bundled default and the operator's hosted list."""
+    """Model names the CLI recognises without a directory: the presets and the operator's hosted list."""
     try:
         allowed = HostingPolicy.from_env().allowed_models
     except (EmbspaceError, ValueError):  # a bad hosting setting is not this command's business
         allowed = ()
-    return (DEFAULT_MODEL, *allowed)
+    return (*MODEL_PRESETS, *allowed)
 
 
 def names_a_model(word: str) -> bool:

@@ -17,7 +17,13 @@ from embspace.model.embedding_space import (
 )
 from embspace.model.hub_cache import ModelCache, repo_folder
 from embspace.model.layout import LayerWeights, ModelShape
-from embspace.model.sources import DEFAULT_MODEL, DEFAULT_WEIGHT_BUDGET_BYTES, ResolvedSource, resolve_source
+from embspace.model.sources import (
+    DEFAULT_MODEL,
+    DEFAULT_WEIGHT_BUDGET_BYTES,
+    MODEL_PRESETS,
+    ResolvedSource,
+    resolve_source,
+)
 
 __all__ = [
     "ADAPTERS",
@@ -25,6 +31,7 @@ __all__ = [
     "DEFAULT_WEIGHT_BUDGET_BYTES",
     "EMBEDDING_CHOICES",
     "MAX_K",
+    "MODEL_PRESETS",
     "Adapter",
     "CheckpointError",
     "EmbeddingSpaceModel",

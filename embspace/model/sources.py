@@ -13,6 +13,16 @@ from embspace.settings import DEFAULT_WEIGHT_BUDGET_BYTES as DEFAULT_WEIGHT_BUDG
 from embspace.settings import WEIGHT_BUDGET_ENV
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Models offered by name (the dashboard's picker, the CLI's warnings); the bundled MiniLM first: it is the only
+# one that works offline.
+MODEL_PRESETS = (
+    DEFAULT_MODEL,
+    "gpt2",
+    "gpt2-medium",
+    "prajjwal1/bert-medium",
+    "sdadas/polish-gpt2-medium",
+    "EleutherAI/pythia-160m",
+)
 
 TOKENIZER_FILES = (
     "config.json",
