@@ -36,10 +36,11 @@ from embspace.vocab.tokens import (
 GPT2_CHAR_TO_BYTE = {char: bytes([b]) for b, char in GPT2_ALPHABET.items()}
 
 
-def vocabulary_fixture(name: str, make_tokenizer, vocab_size: int | None = None):
-    """A module-scoped fixture `name`: (tokenizer, its Vocabulary of vocab_size, default len(tokenizer))."""
+def vocabulary_fixture(make_tokenizer, vocab_size: int | None = None):
+    """A module-scoped fixture named after the variable it is assigned to: (tokenizer, its Vocabulary
+    of vocab_size entries, default len(tokenizer))."""
 
-    @pytest.fixture(scope="module", name=name)
+    @pytest.fixture(scope="module")
     def tokenizer_and_vocabulary():
         tokenizer = make_tokenizer()
         return tokenizer, build_vocabulary(tokenizer, vocab_size or len(tokenizer))
@@ -47,10 +48,10 @@ def vocabulary_fixture(name: str, make_tokenizer, vocab_size: int | None = None)
     return tokenizer_and_vocabulary
 
 
-byte_level = vocabulary_fixture("byte_level", byte_level_tokenizer)
-wordpiece = vocabulary_fixture("wordpiece", wordpiece_tokenizer)
-metaspace = vocabulary_fixture("metaspace", metaspace_tokenizer)
-minilm = vocabulary_fixture("minilm", minilm_tokenizer, 30522)
+byte_level = vocabulary_fixture(byte_level_tokenizer)
+wordpiece = vocabulary_fixture(wordpiece_tokenizer)
+metaspace = vocabulary_fixture(metaspace_tokenizer)
+minilm = vocabulary_fixture(minilm_tokenizer, 30522)
 
 
 def token_id(tokenizer, raw: str) -> int:
