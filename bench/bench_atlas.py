@@ -10,37 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def build_gpt2_medium_shaped(directory: Path) -> None:
-    """A random GPT-2-medium-shaped checkpoint (24 layers, d=1024, d_ff=4096, V=50257), safetensors."""
-    if (directory / "model.safetensors").exists():
-        return
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    from tokenizer_factory import byte_level_tokenizer
-
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=24, n_head=16, n_embd=1024, vocab_size=50257, n_positions=64)
-    GPT2LMHeadModel(config).save_pretrained(directory, safe_serialization=True)
-    byte_level_tokenizer().save_pretrained(directory)
-
-
-def median_ms(call, repeats: int = 7) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(times), 1)
+from common import build_gpt2_medium_shaped, median_ms
 
 
 def minilm(out: Path, skip_build: bool) -> dict:
@@ -55,18 +28,19 @@ def minilm(out: Path, skip_build: bool) -> dict:
     record["size_mb"] = round(sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20, 1)
     atlas = Atlas.open(out)
     strict = VocabFilter(only_alnum=True)
-    record["view_ms"] = {
-        "head_pairs (W_VO L5 H3, +)": median_ms(lambda: atlas.head_pairs("vo", 5, 3)),
-        "head_pairs + only_alnum filter, k=50": median_ms(
-            lambda: filter_pairs(atlas.head_pairs("vo", 5, 3), model, 50, strict, None, atlas.k)
+    reads = {
+        "head_pairs (W_VO L5 H3, +)": lambda: atlas.head_pairs("vo", 5, 3),
+        "head_pairs + only_alnum filter, k=50": lambda: filter_pairs(
+            atlas.head_pairs("vo", 5, 3), model, 50, strict, None, atlas.k
         ),
-        "neuron_tokens (L3 N42, 4 vectors)": median_ms(lambda: atlas.neuron_tokens(3, 42)),
-        "neuron_tokens + only_alnum filter, k=30": median_ms(
-            lambda: [filter_tokens(f, model, 30, strict, atlas.k) for f in atlas.neuron_tokens(3, 42).values()]
-        ),
-        "head_scores (every head)": median_ms(atlas.head_scores),
-        "open + matches": median_ms(lambda: Atlas.open(out).matches(model)),
+        "neuron_tokens (L3 N42, 4 vectors)": lambda: atlas.neuron_tokens(3, 42),
+        "neuron_tokens + only_alnum filter, k=30": lambda: [
+            filter_tokens(f, model, 30, strict, atlas.k) for f in atlas.neuron_tokens(3, 42).values()
+        ],
+        "head_scores (every head)": atlas.head_scores,
+        "open + matches": lambda: Atlas.open(out).matches(model),
     }
+    record["view_ms"] = {label: median_ms(read, 7, warm=False) for label, read in reads.items()}
     return record
 
 

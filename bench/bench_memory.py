@@ -19,29 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def build_checkpoint(directory: Path) -> None:
-    """A random GPT-2-medium-shaped model with a byte-level tokenizer, saved as safetensors."""
-    if (directory / "model.safetensors").exists():
-        return
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    from tokenizer_factory import byte_level_tokenizer
-
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=24, n_head=16, n_embd=1024, vocab_size=50257, n_positions=64)
-    model = GPT2LMHeadModel(config)
-    model.save_pretrained(directory, safe_serialization=True)
-    byte_level_tokenizer().save_pretrained(directory)
+from common import build_gpt2_medium_shaped
 
 
 def child(directory: str) -> None:
     """Runs in a fresh process: the dashboard's reads, then the peak RSS as JSON."""
-    sys.path.insert(0, str(ROOT))
     import psutil
 
     from embspace import PairFilter, VocabFilter, copying_scores, head_top_pairs, neuron_top_tokens, open_model
@@ -89,7 +71,7 @@ def main() -> None:
         child(args.dir)
         return
     directory = Path(args.dir)
-    build_checkpoint(directory)
+    build_gpt2_medium_shaped(directory)
     weights_gb = sum(f.stat().st_size for f in directory.glob("*.safetensors")) / 1e9
     result = subprocess.run(
         [sys.executable, __file__, "--child", "--dir", str(directory)], capture_output=True, text=True, check=True

@@ -8,15 +8,10 @@ every call; embspace computes a filter's mask once per model. Both are timed in 
 
 from __future__ import annotations
 
-import statistics
-import sys
-import time
-from pathlib import Path
-
 import torch
+from common import median_ms  # puts the repository root on sys.path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from embspace import VocabFilter, neuron_top_tokens, open_model  # noqa: E402
+from embspace import VocabFilter, neuron_top_tokens, open_model
 
 
 def notebook_top_tokens(vector, emb, tokenizer, k=30):
@@ -27,28 +22,18 @@ def notebook_top_tokens(vector, emb, tokenizer, k=30):
     return torch.topk(scores, k)
 
 
-def median_ms(fn, repeats=30) -> float:
-    fn()  # warm-up: the layer read and the filter mask are not what this measures
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
     model = open_model("sentence-transformers/all-MiniLM-L6-v2")
     vocab_filter = VocabFilter(only_ascii=True)
     weights = model.layer(3)
-    ours = median_ms(lambda: neuron_top_tokens(model, 3, 42, k=30, vocab_filter=vocab_filter))
+    ours = median_ms(lambda: neuron_top_tokens(model, 3, 42, k=30, vocab_filter=vocab_filter), 30)
     emb = model.E.contiguous()
 
     def notebook() -> None:
         for vector in (weights.ffn_keys[42], weights.ffn_values[42], -weights.ffn_keys[42], -weights.ffn_values[42]):
             notebook_top_tokens(vector, emb, model.tokenizer)
 
-    theirs = median_ms(notebook, repeats=10)
+    theirs = median_ms(notebook, 10)
     print("| neuron view (K, V, -K, -V; k=30; ASCII filter), MiniLM layer loaded | median ms |")
     print("|---|---:|")
     print(f"| embspace `neuron_top_tokens` | {ours:.1f} |")

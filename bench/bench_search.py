@@ -14,27 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from common import build_gpt2_medium_shaped, median_ms
 
 NEURONS = ("neuron-K", "neuron-V")
 HEADS = ("vo-row", "vo-col", "qk-row", "qk-col")
-
-
-def median_ms(call, repeats: int = 5) -> float:
-    call()  # warm: layer reads, masks
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(times), 1)
 
 
 def figures(model, word: str, atlas=None, heads: bool = True) -> dict:
@@ -47,11 +33,11 @@ def figures(model, word: str, atlas=None, heads: bool = True) -> dict:
     index = SearchIndex(model)
     record = {"token": word, "index_build_ms": round((time.perf_counter() - started) * 1000, 1)}
     for label, kinds in (("neurons_ms", NEURONS), ("heads_ms", HEADS))[: 2 if heads else 1]:
-        record[f"live_{label}"] = median_ms(lambda kinds=kinds: search(model, [word], kinds=kinds, index=index))
+        record[f"live_{label}"] = median_ms(lambda kinds=kinds: search(model, [word], kinds=kinds, index=index), 5)
     if atlas is not None:
         labelled = (("neurons_ms", NEURONS), ("heads_ms", HEADS), ("all_ms", NEURONS + HEADS))
         for label, kinds in labelled if heads else labelled[:1]:
-            record[f"atlas_{label}"] = median_ms(lambda kinds=kinds: search(model, [word], kinds=kinds, atlas=atlas))
+            record[f"atlas_{label}"] = median_ms(lambda kinds=kinds: search(model, [word], kinds=kinds, atlas=atlas), 5)
     return record
 
 
@@ -105,8 +91,6 @@ def main() -> None:
     atlas = Atlas.open(args.atlas) if (args.atlas / "manifest.json").exists() else None
     print(json.dumps({"minilm": figures(minilm, "king", atlas)}), flush=True)
     if not args.skip_gpt2:
-        from bench_atlas import build_gpt2_medium_shaped
-
         build_gpt2_medium_shaped(args.gpt2_dir)
         model = open_model(str(with_full_vocabulary(args.gpt2_dir, args.gpt2_dir.with_name("gpt2-medium-full-vocab"))))
         gpt2_atlas = None

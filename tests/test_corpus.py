@@ -116,9 +116,17 @@ def test_missing_file_names_the_path(tmp_path):
         iter_corpus_texts(missing)
 
 
-def test_jsonl_missing_field_lists_the_available_fields(tmp_path):
-    path = write_corpus(tmp_path, "jsonl", field="content")
-    with pytest.raises(ValueError, match=r"no field 'text'; its fields: 'id', 'content'"):
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("jsonl", r"no field 'text'; its fields: 'id', 'content'"),
+        ("csv", r"no column 'text'; its columns: 'id', 'content'"),
+    ],
+)
+def test_missing_field_lists_the_available_ones(tmp_path, fmt, message):
+    """A JSONL file without the field, or a CSV file without the column, names the ones it has."""
+    path = write_corpus(tmp_path, fmt, field="content")
+    with pytest.raises(ValueError, match=message):
         iter_corpus_texts(path)
 
 
@@ -128,12 +136,6 @@ def test_jsonl_field_missing_on_a_later_line_names_the_line(tmp_path):
     texts = iter_corpus_texts(path)
     with pytest.raises(CorpusError, match="line 2 has no field 'text'; its fields: 'body'"):
         list(texts)
-
-
-def test_csv_missing_column_lists_the_columns(tmp_path):
-    path = write_corpus(tmp_path, "csv", field="content")
-    with pytest.raises(ValueError, match=r"no column 'text'; its columns: 'id', 'content'"):
-        iter_corpus_texts(path)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from model_fixtures import opened_model
 
 from embspace import OutOfRange, PairFilter, VocabFilter, open_model
 from embspace.compute.projections import (
@@ -13,15 +14,8 @@ from embspace.compute.projections import (
     neuron_top_tokens,
 )
 
-
-@pytest.fixture(scope="module")
-def gpt2_model(tiny_model):
-    return open_model(str(tiny_model("gpt2")))
-
-
-@pytest.fixture(scope="module")
-def llama_model(tiny_model):
-    return open_model(str(tiny_model("llama")))
+gpt2_model = opened_model("gpt2")
+llama_model = opened_model("llama")
 
 
 def full_matrix(model, kind, layer, head):

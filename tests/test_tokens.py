@@ -9,14 +9,15 @@ import time
 import numpy as np
 import pytest
 from tokenizer_factory import (
+    GPT2_ALPHABET,
     POLISH_ENGLISH_TEXT,
     byte_level_raw,
     byte_level_tokenizer,
     metaspace_tokenizer,
     minilm_tokenizer,
+    plain_vocabulary,
     wordpiece_tokenizer,
 )
-from tokenizer_factory import _bytes_to_unicode as gpt2_alphabet
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -32,32 +33,25 @@ from embspace.vocab.tokens import (
     visible_whitespace,
 )
 
-GPT2_ALPHABET = gpt2_alphabet()
 GPT2_CHAR_TO_BYTE = {char: bytes([b]) for b, char in GPT2_ALPHABET.items()}
 
 
-@pytest.fixture(scope="module")
-def byte_level():
-    tokenizer = byte_level_tokenizer()
-    return tokenizer, build_vocabulary(tokenizer, len(tokenizer))
+def vocabulary_fixture(make_tokenizer, vocab_size: int | None = None):
+    """A module-scoped fixture named after the variable it is assigned to: (tokenizer, its Vocabulary
+    of vocab_size entries, default len(tokenizer))."""
+
+    @pytest.fixture(scope="module")
+    def tokenizer_and_vocabulary():
+        tokenizer = make_tokenizer()
+        return tokenizer, build_vocabulary(tokenizer, vocab_size or len(tokenizer))
+
+    return tokenizer_and_vocabulary
 
 
-@pytest.fixture(scope="module")
-def wordpiece():
-    tokenizer = wordpiece_tokenizer()
-    return tokenizer, build_vocabulary(tokenizer, len(tokenizer))
-
-
-@pytest.fixture(scope="module")
-def metaspace():
-    tokenizer = metaspace_tokenizer()
-    return tokenizer, build_vocabulary(tokenizer, len(tokenizer))
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    tokenizer = minilm_tokenizer()
-    return tokenizer, build_vocabulary(tokenizer, 30522)
+byte_level = vocabulary_fixture(byte_level_tokenizer)
+wordpiece = vocabulary_fixture(wordpiece_tokenizer)
+metaspace = vocabulary_fixture(metaspace_tokenizer)
+minilm = vocabulary_fixture(minilm_tokenizer, 30522)
 
 
 def token_id(tokenizer, raw: str) -> int:
@@ -68,7 +62,7 @@ def token_id(tokenizer, raw: str) -> int:
 
 
 def byte_level_reference(raw: str) -> bytes:
-    """A byte-level entry's bytes, via the table written out in tokenizer_factory."""
+    """A byte-level entry's bytes, via GPT-2's own table (tokenizer_factory.GPT2_ALPHABET)."""
     return b"".join(GPT2_CHAR_TO_BYTE[c] for c in raw)
 
 
@@ -314,22 +308,8 @@ def test_scheme_does_not_depend_on_the_model_name(byte_level):
 # --- the display convention and the dataclass ----------------------------------------------------
 
 
-def make_vocabulary(texts, starts_word, special=None) -> Vocabulary:
-    size = len(texts)
-    return Vocabulary(
-        size=size,
-        raw=tuple(texts),
-        text=tuple(texts),
-        starts_word=np.array(starts_word, dtype=bool),
-        is_special=np.array(special or [False] * size, dtype=bool),
-        normalized=tuple(t.strip().casefold() for t in texts),
-        is_byte_fragment=np.zeros(size, dtype=bool),
-        scheme=PLAIN,
-    )
-
-
 def test_display_convention():
-    vocab = make_vocabulary(
+    vocab = plain_vocabulary(
         ["kot", "ing", "a b", "x\ty\nz", "[CLS]", "<a b>"],
         [True, False, True, False, True, True],
         [False, False, False, False, True, True],

@@ -294,6 +294,17 @@ def test_bad_arguments_name_the_problem(args, kwargs, message):
         top_pairs(*args, **kwargs)
 
 
+def test_brute_force_takes_the_arguments_of_top_pairs():
+    """The reference is a drop-in: block_rows and screen are accepted and change nothing; a misspelt filter fails."""
+    left, right = random_factors(np.random.default_rng(5), 40, 40, 4)
+    plain = brute_force_top_pairs(left, right, 10, negative=True)
+    tuned = brute_force_top_pairs(left, right, 10, negative=True, block_rows=8, screen=True)
+    assert pairs(tuned) == pairs(plain)
+    np.testing.assert_array_equal(tuned.scores, plain.scores)
+    with pytest.raises(TypeError, match="row_masks"):
+        brute_force_top_pairs(left, right, 10, row_masks=np.ones(40, bool))
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered")  # the float32 Gram overflows too: plain bounds
 def test_finite_factors_whose_sum_overflows_are_accepted():
     """The finiteness check sums first; a sum that overflows float32 must fall back to the entries."""

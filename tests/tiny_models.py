@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tokenizer_factory import POLISH_ENGLISH_TEXT, byte_level_tokenizer, metaspace_tokenizer, wordpiece_tokenizer
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizer_factory import ROBERTA_SPECIALS, byte_level_tokenizer, metaspace_tokenizer, wordpiece_tokenizer
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
@@ -77,36 +76,11 @@ def _tokenizer(arch: str) -> PreTrainedTokenizerFast:
     if arch in ("llama", "mistral", "qwen2"):
         return metaspace_tokenizer()
     if arch == "roberta":
-        return _roberta_tokenizer()
+        return byte_level_tokenizer(400, ROBERTA_SPECIALS)
     tokenizer = byte_level_tokenizer()
     if arch == "opt":
         tokenizer.add_special_tokens({"bos_token": "</s>", "eos_token": "</s>", "pad_token": "<pad>"})
     return tokenizer
-
-
-def _roberta_tokenizer() -> PreTrainedTokenizerFast:
-    """Byte-level BPE with RoBERTa's specials first: its position ids start after pad id 1."""
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(POLISH_ENGLISH_TEXT, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<s>",
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-        cls_token="<s>",
-        sep_token="</s>",
-    )
 
 
 def _config(arch: str, tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:

@@ -1,11 +1,18 @@
-"""Tiny tokenizers of the three families, trained in the test session on Polish and English text."""
+"""Tiny tokenizers of the three families, trained in the test session on Polish and English text,
+and hand-written vocabularies of whole words."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+from embspace.vocab.tokens import PLAIN, Vocabulary
 
 POLISH_ENGLISH_TEXT = [
     "zażółć gęślą jaźń",
@@ -17,24 +24,45 @@ POLISH_ENGLISH_TEXT = [
     "a potem zażółć to i jedź przez Świętokrzyskie do Łodzi",
 ] * 20
 
-BYTE_LEVEL_SPECIALS = ["<|endoftext|>"]
+# GPT-2's byte -> character table as transformers writes it (GPT-2's own code), not embspace.vocab.tokens's,
+# so the tests do not check the code with itself.
+GPT2_ALPHABET: Mapping[int, str] = MappingProxyType(bytes_to_unicode())
+BYTE_LEVEL_SPECIALS = MappingProxyType({"eos_token": "<|endoftext|>"})  # GPT-2's one special token, by role
+# RoBERTa's, in vocabulary order (<s> 0, <pad> 1, ...): its position ids start after pad id 1.
+ROBERTA_SPECIALS = MappingProxyType(
+    {
+        "bos_token": "<s>",
+        "pad_token": "<pad>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "mask_token": "<mask>",
+        "cls_token": "<s>",
+        "sep_token": "</s>",
+    }
+)
 WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 METASPACE_SPECIALS = ["<unk>", "<s>", "</s>"]
 
 
-def byte_level_tokenizer(vocab_size: int = 420) -> PreTrainedTokenizerFast:
-    """GPT-2 style byte-level BPE ("Ġ" = leading space), every one of the 256 bytes a token."""
+def byte_level_tokenizer(
+    vocab_size: int = 420, specials: Mapping[str, str] = BYTE_LEVEL_SPECIALS
+) -> PreTrainedTokenizerFast:
+    """GPT-2 style byte-level BPE ("Ġ" = leading space), every one of the 256 bytes a token.
+
+    specials: role -> token (as PreTrainedTokenizerFast takes them); the tokens come first in the
+    vocabulary, in the order of their first role.
+    """
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=BYTE_LEVEL_SPECIALS,
+        special_tokens=list(dict.fromkeys(specials.values())),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(POLISH_ENGLISH_TEXT, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **specials)
 
 
 def wordpiece_tokenizer(vocab_size: int = 300) -> PreTrainedTokenizerFast:
@@ -106,19 +134,22 @@ def minilm_tokenizer():
 
 def byte_level_raw(text: str) -> str:
     """How a byte-level BPE vocabulary writes `text` (spaces become "Ġ", bytes its alphabet)."""
-    return "".join(_GPT2_ALPHABET[b] for b in text.encode("utf-8"))
+    return "".join(GPT2_ALPHABET[b] for b in text.encode("utf-8"))
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    # Written out independently of embspace.vocab.tokens so the test does not check the code with itself.
-    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-    table = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
-
-
-_GPT2_ALPHABET = _bytes_to_unicode()
+def plain_vocabulary(
+    texts: list[str], starts_word: list[bool] | None = None, special: list[bool] | None = None
+) -> Vocabulary:
+    """A vocabulary written out by hand: whole words unless starts_word says otherwise, no specials
+    unless `special` says so, normalised the way the contract says (casefold, strip)."""
+    size = len(texts)
+    return Vocabulary(
+        size=size,
+        raw=tuple(texts),
+        text=tuple(texts),
+        starts_word=np.array([True] * size if starts_word is None else starts_word, dtype=bool),
+        is_special=np.array([False] * size if special is None else special, dtype=bool),
+        normalized=tuple(t.strip().casefold() for t in texts),
+        is_byte_fragment=np.zeros(size, dtype=bool),
+        scheme=PLAIN,
+    )

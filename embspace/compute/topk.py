@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from embspace.compute.numeric import BFLOAT16_UNIT_ROUNDOFF, FLOAT32_UNIT_ROUNDOFF
 from embspace.errors import EmbspaceError
 from embspace.runtime import native_bf16_matmul, scan_workers
 from embspace.vocab.filters import PairPredicate
@@ -23,7 +24,6 @@ TILE_COLS = 2048
 MAX_TILE_ENTRIES = 2**24  # 64 MiB of float32, whatever block_rows asks for
 _CANDIDATE_CAP = 16_384  # candidates pulled out of one tile per round
 _CHUNK_VALUES = 2**20  # float64 values per chunk in the O(V r) passes (8 MiB)
-_U32 = 2.0**-24  # float32 unit roundoff
 _SHAPE_GRID = 64  # trimmed tiles keep multiples of this many rows / cols
 
 
@@ -107,17 +107,16 @@ def brute_force_top_pairs(
     right: torch.Tensor,
     k: int,
     *,
-    row_mask: np.ndarray | torch.Tensor | None = None,
-    col_mask: np.ndarray | torch.Tensor | None = None,
-    same_groups: np.ndarray | None = None,
-    exclude: PairPredicate | None = None,
-    negative: bool = False,
     block_rows: int | None = None,
     screen: bool | None = None,
+    **filters,
 ) -> TopPairs:
-    """Reference for `top_pairs`: score every eligible pair, filter, sort. O(V^2) memory; tests only."""
+    """Reference for `top_pairs`: score every eligible pair, filter, sort. O(V^2) memory; tests only.
+
+    Takes `top_pairs`'s arguments: filters are its row_mask, col_mask, same_groups, exclude and negative.
+    """
     del block_rows, screen  # accepted for a drop-in signature
-    problem = _prepare(left, right, k, row_mask, col_mask, same_groups, exclude, negative)
+    problem = _prepare(left, right, k, **filters)
     rows = np.repeat(problem.rows, len(problem.cols))
     cols = np.tile(problem.cols, len(problem.rows))
     keys = _pair_keys(problem, rows, cols)
@@ -156,7 +155,8 @@ class _Problem:
     k: int
 
 
-def _prepare(left, right, k, row_mask, col_mask, same_groups, exclude, negative) -> _Problem:
+def _prepare(left, right, k, row_mask=None, col_mask=None, same_groups=None, exclude=None, negative=False) -> _Problem:
+    """Check `top_pairs`'s arguments (PairSearchError names the one that is wrong) and gather them."""
     left = _as_float32_matrix(left, "left")
     right_t = _as_float32_matrix(right, "right").T  # a view: no copy when right is itself a transpose
     if left.shape[1] != right_t.shape[1]:
@@ -325,7 +325,7 @@ def _row_norms(rows: torch.Tensor) -> np.ndarray:
     norms = torch.linalg.vector_norm(rows, dim=1).double().numpy()
     if not np.isfinite(norms).all():
         return torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64).numpy() * (1 + 1e-9)
-    return norms * (1 + (rows.shape[1] + 2) * _U32) + math.sqrt(rows.shape[1]) * 2.0**-74
+    return norms * (1 + (rows.shape[1] + 2) * FLOAT32_UNIT_ROUNDOFF) + math.sqrt(rows.shape[1]) * 2.0**-74
 
 
 def _gram_and_norms(x: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
@@ -387,13 +387,15 @@ def _bounds(a: np.ndarray, b: np.ndarray) -> _Bounds:
     top_a, top_b = float(plain_a.max()), float(plain_b.max())
     balanced = _balancing(gram_a, gram_b)
     if balanced is None:
-        return _Bounds(plain_a * (1 + 1e-9), plain_b * (1 + 1e-9), 2 * _U32 * top_a * top_b, plain_a, plain_b)
+        slack = 2 * FLOAT32_UNIT_ROUNDOFF * top_a * top_b
+        return _Bounds(plain_a * (1 + 1e-9), plain_b * (1 + 1e-9), slack, plain_a, plain_b)
     x_a, x_b, error = balanced
     row, col = _both_sides(_norms, (a, x_a), (b, x_b))
-    float32_error = 2 * (a.shape[1] + 2) * _U32 * (1 + 1e-6)  # of a float32 [n, r] @ [r, r] row, see _norms
+    # of a float32 [n, r] @ [r, r] row, see _norms
+    float32_error = 2 * (a.shape[1] + 2) * FLOAT32_UNIT_ROUNDOFF * (1 + 1e-6)
     row = row * (1 + 1e-9) + float32_error * plain_a * float(torch.linalg.norm(x_a))
     col = col * (1 + 1e-9) + float32_error * plain_b * float(torch.linalg.norm(x_b))
-    return _Bounds(row, col, (error + 2 * _U32) * top_a * top_b, plain_a, plain_b)
+    return _Bounds(row, col, (error + 2 * FLOAT32_UNIT_ROUNDOFF) * top_a * top_b, plain_a, plain_b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,8 +528,9 @@ def _tiling(problem: _Problem, block_rows: int | None, screen: bool) -> _Tiling:
     screen = screen and _screening_is_safe(float(plain_a.max()), float(plain_b.max()))
     # Error of one computed entry: screening, or an fp32 matmul in any summation order (FMA or not),
     # <= (r + 2) u |a||b| (Higham), widened; plus the float32 rounding of the exact score, 2u |a||b|.
-    relative = _screen_eps(rank) if screen else (rank + 6) * 2 * _U32
-    margin = np.outer(top_a, top_b) * (relative + 2 * _U32) + _tiny_slack(rank, plain_a.max(), plain_b.max())
+    relative = _screen_eps(rank) if screen else (rank + 6) * 2 * FLOAT32_UNIT_ROUNDOFF
+    relative += 2 * FLOAT32_UNIT_ROUNDOFF
+    margin = np.outer(top_a, top_b) * relative + _tiny_slack(rank, plain_a.max(), plain_b.max())
     # Gathered once, contiguous (np.take: 3x faster than fancy indexing on a strided view).
     a_sorted, b_sorted = np.take(a, row_order, axis=0), np.take(b_t, col_order, axis=0)
     if problem.sign < 0:
@@ -570,14 +573,13 @@ def _eligible_rows(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
 # screened value + margin reaches the k-th best exact score is rescored exactly (`_pair_keys`), so
 # the result is the fp32 result. tests/test_topk.py checks the bound on adversarial inputs.
 
-_BF16_U = 2.0**-8
-
 
 def _screen_eps(rank: int) -> float:
     """|screened - a.b| <= _screen_eps(r) |a||b| + _tiny_slack (see the derivation above)."""
-    gamma = rank * _U32 / (1 - rank * _U32)
-    inputs_and_sum = 2 * _BF16_U + _BF16_U**2 + gamma * (1 + _BF16_U) ** 2
-    return (inputs_and_sum + 2 * _BF16_U * (1 + inputs_and_sum)) * (1 + 1e-6)
+    u, u_b = FLOAT32_UNIT_ROUNDOFF, BFLOAT16_UNIT_ROUNDOFF  # the derivation's names
+    gamma = rank * u / (1 - rank * u)
+    inputs_and_sum = 2 * u_b + u_b**2 + gamma * (1 + u_b) ** 2
+    return (inputs_and_sum + 2 * u_b * (1 + inputs_and_sum)) * (1 + 1e-6)
 
 
 def _tiny_slack(rank: int, top_a: float, top_b: float) -> float:
@@ -625,7 +627,7 @@ def _harvest_tile(
     if threshold == -np.inf:  # the first tiles: no threshold to screen against yet
         _harvest(values.float().numpy(), row_ids, col_ids, margin, best)
         return
-    hot = _hot_rows(values, threshold - margin - 4 * _U32 * abs(threshold))
+    hot = _hot_rows(values, threshold - margin - 4 * FLOAT32_UNIT_ROUNDOFF * abs(threshold))
     if len(hot):
         _harvest(values[hot].float().numpy(), row_ids[hot], col_ids, margin, best)
 
@@ -662,7 +664,7 @@ def _harvest(values: np.ndarray, row_ids: np.ndarray, col_ids: np.ndarray, margi
             take *= 2
             best.offer(row_ids[picked // width], col_ids[picked % width])
             continue
-        cut = np.float32(_float32_below(threshold - margin - 4 * _U32 * abs(threshold)))
+        cut = np.float32(_float32_below(threshold - margin - 4 * FLOAT32_UNIT_ROUNDOFF * abs(threshold)))
         hot = np.flatnonzero(values.max(axis=1) >= cut)
         if len(hot) == 0:
             return

@@ -253,15 +253,10 @@ def _decode_byte_level(tokens: list[str], _marker: str) -> Decoded:
         except UnicodeDecodeError:
             body = data.decode("utf-8", errors=_HEX_ERRORS)
             fragment = True
-        if not fragment and not body.strip():
-            # Whitespace only: keep the marker as a space ("Ġ" -> " ") and show it bare, since
-            # "##␣" would suggest a word piece where there is none.
-            body = " " + body if marked else body
-            marked = True
         texts.append(body)
         starts.append(marked)
         fragments.append(fragment)
-    return texts, starts, fragments
+    return _whitespace_shown_bare(texts, starts, fragments)
 
 
 def _decode_metaspace(tokens: list[str], marker: str) -> Decoded:
@@ -279,12 +274,20 @@ def _decode_metaspace(tokens: list[str], marker: str) -> Decoded:
         else:
             marked = token.startswith(marker)
             body = (token[len(marker) :] if marked else token).replace(marker, " ")
-        if not fragment and not body.strip():  # whitespace only: shown bare, marker kept as a space
-            body = " " + body if marked else body
-            marked = True
         texts.append(body)
         starts.append(marked)
         fragments.append(fragment)
+    return _whitespace_shown_bare(texts, starts, fragments)
+
+
+def _whitespace_shown_bare(texts: list[str], starts: list[bool], fragments: list[bool]) -> Decoded:
+    """Whitespace-only tokens keep their word-start marker as a space ("Ġ" -> " ") and count as
+    word starts, so they are shown bare: "##␣" would suggest a word piece where there is none.
+    Byte fragments are left alone. Updates the lists in place and returns them."""
+    for i, body in enumerate(texts):
+        if not fragments[i] and not body.strip():
+            texts[i] = " " + body if starts[i] else body
+            starts[i] = True
     return texts, starts, fragments
 
 
