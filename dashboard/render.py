@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.pickers import ScatterOptions
-from embspace.compute.tsne import figure_html, scatter_figure
+from dashboard.scatter_plot import figure_html, scatter_figure
 
 PLOT_CONFIG = {"displaylogo": False}
 SCORE_FORMAT = "%.4f"
