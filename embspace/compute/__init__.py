@@ -7,8 +7,10 @@ from embspace.compute.devices import DEVICE_CHOICES, resolve_device
 from embspace.compute.ffn_scan import SCAN_VECTORS, LayerNeuronTokens, NeuronScanner
 from embspace.compute.heads import HEAD_KINDS, HeadKind, head_kind
 from embspace.compute.projections import (
+    NEURON_VECTOR_NAMES,
     PairTable,
     TokenScores,
+    copying_score,
     copying_scores,
     head_factors,
     head_top_pairs,
@@ -21,6 +23,7 @@ from embspace.compute.vocab_matmul import vocab_factors
 __all__ = [
     "DEVICE_CHOICES",
     "HEAD_KINDS",
+    "NEURON_VECTOR_NAMES",
     "SCAN_VECTORS",
     "HeadKind",
     "LayerNeuronTokens",
@@ -30,6 +33,7 @@ __all__ = [
     "TokenScores",
     "TopPairs",
     "brute_force_top_pairs",
+    "copying_score",
     "copying_scores",
     "head_factors",
     "head_kind",
