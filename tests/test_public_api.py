@@ -12,24 +12,10 @@ import pytest
 import embspace
 
 # Exported since the first release: scripts and notebooks use them, so none may ever go.
-CONTRACT = {
-    "ALPHABETS",
-    "DEFAULT_MODEL",
-    "EmbeddingSpaceModel",
-    "EmbspaceError",
-    "ModelInfo",
-    "ModelNotFound",
-    "ModelTooLarge",
-    "OutOfRange",
-    "PairFilter",
-    "PairTable",
-    "TokenScores",
-    "VocabFilter",
-    "copying_scores",
-    "head_top_pairs",
-    "neuron_top_tokens",
-    "open_model",
-}
+CONTRACT = set(
+    "ALPHABETS DEFAULT_MODEL EmbeddingSpaceModel EmbspaceError ModelInfo ModelNotFound ModelTooLarge OutOfRange "
+    "PairFilter PairTable TokenScores VocabFilter copying_scores head_top_pairs neuron_top_tokens open_model".split()
+)
 
 
 @pytest.mark.parametrize("name", embspace.__all__)
