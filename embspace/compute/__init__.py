@@ -1,6 +1,9 @@
 """The maths of reading parameters in the vocabulary: exact top-k pairs of factored V x V products (`topk`),
 the factors of a head (`vocab_matmul`, `heads`), neuron and head tables (`projections`), every neuron of
 a layer at once (`ffn_scan`, on CPU or CUDA via `devices`), and t-SNE coordinates of tokens (`tsne`).
+
+`tsne` is imported by name (`embspace.compute.tsne`), not re-exported here: it loads scikit-learn, and
+importing any `embspace.compute` module runs this face (the CLI would pay for it on every command).
 """
 
 from embspace.compute.devices import DEVICE_CHOICES, resolve_device
