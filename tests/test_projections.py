@@ -5,13 +5,7 @@ import pytest
 import torch
 
 from embspace import OutOfRange, PairFilter, VocabFilter, open_model
-from embspace.compute.projections import (
-    copying_score,
-    copying_scores,
-    head_factors,
-    head_top_pairs,
-    neuron_top_tokens,
-)
+from embspace.compute import copying_score, copying_scores, head_factors, head_top_pairs, neuron_top_tokens
 
 
 @pytest.fixture(scope="module")
