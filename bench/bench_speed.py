@@ -95,9 +95,10 @@ def _pairs_child(spec: dict) -> dict:
 
 def _view_child(spec: dict) -> dict:
     """A head page's engine work, uncached: pairs, t-SNE of their tokens, the figure."""
+    from dashboard.scatter_plot import scatter_figure
     from embspace import open_model
     from embspace.compute.projections import head_top_pairs
-    from embspace.compute.tsne import scatter_figure, scatter_frame, tsne_coordinates
+    from embspace.compute.tsne import scatter_frame, tsne_coordinates
     from embspace.model.sources import DEFAULT_MODEL
 
     model = open_model(DEFAULT_MODEL)

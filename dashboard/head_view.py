@@ -10,39 +10,34 @@ import streamlit as st
 from dashboard import annotations_ui, atlas_view, cache, pickers, render, state, urlstate
 from dashboard.pickers import ScatterOptions
 from dashboard.state import ViewSettings
-from embspace.compute.heads import HEAD_KINDS, HeadKind
-from embspace.errors import EmbspaceError
-from embspace.search.index import query_tokens
-from embspace.vocab.tokens import DISPLAY_CONVENTION
+from embspace import DISPLAY_CONVENTION, HEAD_KINDS, EmbspaceError, HeadKind, query_tokens
 
 DEFAULT_PAIRS_PLOTTED = 30
+# The "token in this head" input: any word, split as the tokenizer splits it.
+TOKEN_INPUT = dict(
+    placeholder="e.g. king, ##ing",
+    help="Its best partners in this head, whether or not it is among the head's top pairs overall. "
+    "A word the tokenizer splits shows each of its tokens (the first three).",
+)
 
 
 @dataclass(frozen=True)
 class HeadPage:
-    """Page text for one head kind; the matrix, rows and columns come from the engine's HeadKind."""
+    """Page text for one head kind; the title, matrix, rows and columns come from the engine's HeadKind."""
 
     kind: HeadKind
-    title: str
+    subtitle: str  # what the page answers, after the kind's title: "what a head copies"
     how_to_read: str
 
     @property
-    def matrix(self) -> str:
-        return f"{self.kind.title} = {self.kind.formula}"
-
-    @property
-    def rows(self) -> str:
-        return self.kind.rows
-
-    @property
-    def columns(self) -> str:
-        return self.kind.columns
+    def title(self) -> str:
+        return f"{self.kind.title}: {self.subtitle}"
 
 
 PAGES = {
     "vo": HeadPage(
         kind=HEAD_KINDS["vo"],
-        title="W_VO: what a head copies",
+        subtitle="what a head copies",
         how_to_read=(
             "Each pair (row token, column token) says: when this head **attends to** the row token, it "
             "**writes** the column token's direction into the residual stream, i.e. promotes it in the "
@@ -53,7 +48,7 @@ PAGES = {
     ),
     "qk": HeadPage(
         kind=HEAD_KINDS["qk"],
-        title="W_QK: what a head attends to",
+        subtitle="what a head attends to",
         how_to_read=(
             "Each pair (row token, column token) says: a position holding the **query** row token "
             "attends strongly to a position holding the **key** column token. Rows are queries, "
@@ -72,7 +67,7 @@ def head_page(kind: str) -> None:
     with st.expander("How to read this page", expanded=False):
         st.markdown(how_to_read(spec, model.shape.vocab_size))
 
-    layer, head = pickers.layer_and_unit(model, "head", model.shape.n_heads)
+    layer, head = pickers.layer_and_unit(model, spec.kind.view)
     plot = pickers.scatter_options(
         "pairs",
         "Pairs in the plot",
@@ -108,15 +103,7 @@ def head_pairs(settings: ViewSettings, kind: str, layer: int, head: int, k: int)
 
 def token_in_head(settings: ViewSettings, spec: HeadPage, layer: int, head: int) -> None:
     """A typed word's (or a search hit's) best partners in this head, as a row and as a column."""
-    word = urlstate.widget(
-        st.text_input,
-        "A token in this head",
-        key="token",
-        default="",
-        placeholder="e.g. king, ##ing",
-        help="Its best partners in this head, whether or not it is among the head's top pairs overall. "
-        "A word the tokenizer splits shows each of its tokens (the first three).",
-    )
+    word = urlstate.widget(st.text_input, "A token in this head", key="token", default="", **TOKEN_INPUT)
     if not word.strip():
         return
     try:
@@ -128,8 +115,8 @@ def token_in_head(settings: ViewSettings, spec: HeadPage, layer: int, head: int)
         st.subheader(f"{token} (token {token_id}) in this head")
         as_row, as_column = st.columns(2)
         for column, side, fixed, partner in (
-            (as_row, "row", spec.rows, spec.columns),
-            (as_column, "col", spec.columns, spec.rows),
+            (as_row, "row", spec.kind.rows, spec.kind.columns),
+            (as_column, "col", spec.kind.columns, spec.kind.rows),
         ):
             pairs = cache.token_partners(settings, spec.kind.name, layer, head, token_id, side, settings.k)
             with column:
@@ -141,7 +128,7 @@ def token_in_head(settings: ViewSettings, spec: HeadPage, layer: int, head: int)
 def how_to_read(spec: HeadPage, vocab_size: int) -> str:
     """The page's explanation: the matrix, what a pair means, the copying score, how tokens are written."""
     return (
-        f"The head's matrix {spec.matrix} ({vocab_size:,} × {vocab_size:,}) "
+        f"The head's matrix {spec.kind.title} = {spec.kind.formula} ({vocab_size:,} × {vocab_size:,}) "
         "is never built: its exact top entries are found from its two thin factors. "
         f"{spec.how_to_read}\n\nThe copying score (Elhage et al. 2021) is Σλ / Σ|λ| over the eigenvalues "
         "of the head's W_VO: near 1 the head copies what it attends to, near −1 it suppresses it. It reads "
@@ -162,8 +149,8 @@ def pairs_table(spec: HeadPage, settings: ViewSettings, pairs: pd.DataFrame, sco
     st.subheader(f"Top {min(k, len(pairs))} pairs")
     if len(pairs) < k:
         st.info(f"Only {len(pairs)} pairs pass the sidebar's filters, fewer than the {k} asked for.")
-    st.caption(f"Row: {spec.rows}. Column: {spec.columns}. Score: the entry of {spec.kind.title}.")
-    shown = {"rank": "rank", "row_token": spec.rows, "col_token": spec.columns, "score": "score"}
+    st.caption(f"Row: {spec.kind.rows}. Column: {spec.kind.columns}. Score: the entry of {spec.kind.title}.")
+    shown = {"rank": "rank", "row_token": spec.kind.rows, "col_token": spec.kind.columns, "score": "score"}
     render.table(pairs.head(k), stem, shown=shown)
 
 

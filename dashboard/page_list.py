@@ -1,18 +1,89 @@
-"""The dashboard's pages, in navigation order, each with a stable address (url_path)."""
+"""The dashboard's pages, in navigation order, each with a stable address (url_path): the one list of them.
+
+The navigation (`pages()`) and the Start page's links (`linked_pages()`) both read `PAGES`, so a page
+added here is in both. The view pages take their address and title from the registry (embspace.views).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
+
+from embspace import VIEW_KINDS, ViewKind
+
+
+@dataclass(frozen=True)
+class PageEntry:
+    """One page: its address, its navigation title and icon, and the line the Start page links it with."""
+
+    url_path: str  # the page's address, and its file's stem: Streamlit's legacy pages/ mode agrees
+    title: str  # in the navigation
+    icon: str
+    summary: str  # the Start page's link text ("" for the Start page itself)
+
+    @property
+    def script(self) -> str:
+        return f"pages/{self.url_path}.py"
+
+
+NEURON, VO, QK = (VIEW_KINDS[name] for name in ("neuron", "vo", "qk"))
+START = PageEntry("about", "Start", ":material/home:", "")
+PAGES: tuple[PageEntry, ...] = (
+    START,
+    PageEntry(
+        NEURON.page,
+        f"{NEURON.title}s",
+        ":material/hub:",
+        f"**{NEURON.title}s**: the tokens a neuron reacts to (K) and promotes (V)",
+    ),
+    PageEntry(
+        VO.page,
+        f"Heads: {VO.title}",
+        ":material/edit_note:",
+        f"**{VO.title}**: when a head attends to token a, which token b it writes",
+    ),
+    PageEntry(
+        QK.page,
+        f"Heads: {QK.title}",
+        ":material/manage_search:",
+        f"**{QK.title}**: which key tokens a query token attends to",
+    ),
+    PageEntry(
+        "overview",
+        "Copying scores",
+        ":material/grid_on:",
+        "**Copying scores**: every head at a glance; click one to open it",
+    ),
+    PageEntry(
+        "search",
+        "Token search",
+        ":material/search:",
+        "**Token search**: where in the whole model a word is read, written or paired",
+    ),
+    PageEntry(
+        "annotations",
+        "Annotations",
+        ":material/label:",
+        "**Annotations**: every label and note on this model's views; export and import",
+    ),
+)
 
 
 def pages() -> list[st.Page]:
-    """The st.navigation list. url_path = the file's stem: Streamlit's legacy pages/ mode agrees."""
+    """The st.navigation list."""
     return [
-        st.Page("pages/about.py", title="Start", icon=":material/home:", url_path="about", default=True),
-        st.Page("pages/neurons.py", title="FFN neurons", icon=":material/hub:", url_path="neurons"),
-        st.Page("pages/vo.py", title="Heads: W_VO", icon=":material/edit_note:", url_path="vo"),
-        st.Page("pages/qk.py", title="Heads: W_QK", icon=":material/manage_search:", url_path="qk"),
-        st.Page("pages/overview.py", title="Copying scores", icon=":material/grid_on:", url_path="overview"),
-        st.Page("pages/search.py", title="Token search", icon=":material/search:", url_path="search"),
-        st.Page("pages/annotations.py", title="Annotations", icon=":material/label:", url_path="annotations"),
+        st.Page(page.script, title=page.title, icon=page.icon, url_path=page.url_path, default=page is START)
+        for page in PAGES
     ]
+
+
+def linked_pages() -> tuple[PageEntry, ...]:
+    """Every page but the Start page, in navigation order: what the Start page links to."""
+    return tuple(page for page in PAGES if page is not START)
+
+
+def view_page(kind: ViewKind) -> PageEntry:
+    """The page that shows views of this kind (e.g. for st.switch_page(view_page(kind).script))."""
+    (page,) = (page for page in PAGES if page.url_path == kind.page)
+    return page

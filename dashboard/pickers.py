@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard import urlstate
-from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace import EmbeddingSpaceModel, ViewKind
+from embspace.views import LAYER_PARAM
 
 MAX_POINTS = 300  # t-SNE beyond this takes many seconds on a small server
+NORMALIZE_HELP = "Scale every embedding row to length 1 first: neighbours by angle (cosine)."
 
 
 @dataclass(frozen=True)
@@ -27,48 +29,48 @@ class ScatterOptions:
     labels: bool  # write each token next to its point
 
 
-LAYER_KEY = "layer"  # the layer picker's key and URL parameter; the unit's key is its name ("head", "neuron")
+LAYER_KEY = LAYER_PARAM  # the layer picker's key and URL parameter; a unit's is its kind's `unit` ("head", "neuron")
 
 
-def show_unit(layer: int, unit: str, index: int) -> None:
+def show_unit(layer: int, kind: ViewKind, index: int) -> None:
     """Point the layer and unit pickers at (layer, index), e.g. after a heatmap click, before they are drawn."""
     st.session_state[LAYER_KEY] = int(layer)
-    st.session_state[unit] = int(index)
+    st.session_state[kind.unit] = int(index)
 
 
-def _randomise(unit: str, n_layers: int, count: int) -> None:
-    show_unit(random.randrange(n_layers), unit, random.randrange(count))
+def unit_count(model: EmbeddingSpaceModel, kind: ViewKind) -> int:
+    """How many units (heads or neurons) a layer has for views of this kind."""
+    return model.shape.n_heads if kind.is_head else model.shape.d_ff
 
 
-def layer_and_unit(model: EmbeddingSpaceModel, unit: str, count: int) -> tuple[int, int]:
+def _randomise(kind: ViewKind, n_layers: int, count: int) -> None:
+    show_unit(random.randrange(n_layers), kind, random.randrange(count))
+
+
+def _index_input(column, label: str, key: str, count: int) -> int:
+    """A number input for an index in 0..count-1 whose value lives in the page address."""
+    return int(
+        urlstate.widget(
+            column.number_input, f"{label} (0–{count - 1})", key=key, default=0, min_value=0, max_value=count - 1
+        )
+    )
+
+
+def layer_and_unit(model: EmbeddingSpaceModel, kind: ViewKind) -> tuple[int, int]:
     """Layer and head/neuron number inputs side by side, with a "random" button; returns (layer, index)."""
-    n_layers = model.shape.n_layers
+    n_layers, count, unit = model.shape.n_layers, unit_count(model, kind), kind.unit
     layer_column, unit_column, button_column = st.columns([2, 2, 1], vertical_alignment="bottom")
-    layer = urlstate.widget(
-        layer_column.number_input,
-        f"Layer (0–{n_layers - 1})",
-        key=LAYER_KEY,
-        default=0,
-        min_value=0,
-        max_value=n_layers - 1,
-    )
-    index = urlstate.widget(
-        unit_column.number_input,
-        f"{unit.capitalize()} (0–{count - 1})",
-        key=unit,
-        default=0,
-        min_value=0,
-        max_value=count - 1,
-    )
+    layer = _index_input(layer_column, "Layer", LAYER_KEY, n_layers)
+    index = _index_input(unit_column, unit.capitalize(), unit, count)
     button_column.button(
         f"Random {unit}",
         icon=":material/casino:",
         on_click=_randomise,
-        args=(unit, n_layers, count),
+        args=(kind, n_layers, count),
         help=f"Jump to a random layer and {unit}.",
         width="stretch",
     )
-    return int(layer), int(index)
+    return layer, index
 
 
 def scatter_options(key: str, label: str, default: int, help: str) -> ScatterOptions:
@@ -89,11 +91,7 @@ def scatter_options(key: str, label: str, default: int, help: str) -> ScatterOpt
         dims_column.radio, "Plot", key="dims", default=3, options=(3, 2), format_func=lambda d: f"{d}D", horizontal=True
     )
     normalize = urlstate.widget(
-        normalize_column.toggle,
-        "Normalised",
-        key="normalize",
-        default=False,
-        help="Scale every embedding row to length 1 first: neighbours by angle (cosine).",
+        normalize_column.toggle, "Normalised", key="normalize", default=False, help=NORMALIZE_HELP
     )
     labels = urlstate.widget(labels_column.toggle, "Labels on points", key="labels", default=False)
     return ScatterOptions(int(points), int(dims), bool(normalize), bool(labels))

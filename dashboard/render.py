@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.pickers import ScatterOptions
-from embspace.compute.tsne import figure_html, scatter_figure
+from dashboard.scatter_plot import figure_html, scatter_figure
 
 PLOT_CONFIG = {"displaylogo": False}
 SCORE_FORMAT = "%.4f"
@@ -27,37 +27,34 @@ def _frame_height(rows: int) -> int:
 def downloads(stem: str, csv: str, json_text: str) -> None:
     """CSV and JSON download buttons side by side (clicking them does not rerun the page)."""
     row = st.container(horizontal=True)
-    row.download_button(
-        "CSV",
-        data=csv,
-        file_name=f"{stem}.csv",
-        mime="text/csv",
-        key=f"{stem}-csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
-    row.download_button(
-        "JSON",
-        data=json_text,
-        file_name=f"{stem}.json",
-        mime="application/json",
-        key=f"{stem}-json",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    for label, data, extension, mime in (
+        ("CSV", csv, "csv", "text/csv"),
+        ("JSON", json_text, "json", "application/json"),
+    ):
+        row.download_button(
+            label,
+            data=data,
+            file_name=f"{stem}.{extension}",
+            mime=mime,
+            key=f"{stem}-{extension}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+
+
+def scored_dataframe(frame: pd.DataFrame) -> None:
+    """`frame` on screen, its score columns with SCORE_FORMAT, its frame sized to its rows."""
+    config = {
+        column: st.column_config.NumberColumn(column, format=SCORE_FORMAT)
+        for column in frame.columns
+        if "score" in str(column)
+    }
+    st.dataframe(frame, hide_index=True, column_config=config, row_height=ROW_HEIGHT, height=_frame_height(len(frame)))
 
 
 def table(frame: pd.DataFrame, stem: str, *, shown: Mapping[str, str] | None = None) -> None:
     """A table with its CSV/JSON downloads (all columns); `shown` picks the columns on screen, {column: header}."""
-    on_screen = frame if shown is None else frame[list(shown)].rename(columns=shown)
-    config = {
-        column: st.column_config.NumberColumn(column, format=SCORE_FORMAT)
-        for column in on_screen.columns
-        if "score" in str(column)
-    }
-    st.dataframe(
-        on_screen, hide_index=True, column_config=config, row_height=ROW_HEIGHT, height=_frame_height(len(on_screen))
-    )
+    scored_dataframe(frame if shown is None else frame[list(shown)].rename(columns=shown))
     downloads(stem, frame.to_csv(index=False), frame.to_json(orient="records", force_ascii=False, indent=1))
 
 
@@ -69,12 +66,7 @@ def neuron_table(tables: Mapping[str, pd.DataFrame], k: int, stem: str) -> pd.Da
         wide[name] = top["token"].reindex(range(k))
         wide[f"{name} score"] = top["score"].reindex(range(k))
     wide = wide.dropna(how="all", subset=[c for c in wide.columns if c != "rank"])
-    config = {
-        column: st.column_config.NumberColumn(column, format=SCORE_FORMAT)
-        for column in wide.columns
-        if column.endswith("score")
-    }
-    st.dataframe(wide, hide_index=True, column_config=config, row_height=ROW_HEIGHT, height=_frame_height(len(wide)))
+    scored_dataframe(wide)
     nested = {name: frame.head(k).to_dict(orient="records") for name, frame in tables.items()}
     downloads(stem, wide.to_csv(index=False), json.dumps(nested, ensure_ascii=False, indent=1))
     return wide

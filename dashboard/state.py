@@ -14,8 +14,7 @@ from functools import cached_property
 import streamlit as st
 
 from dashboard import page_list
-from embspace.model.embedding_space import EmbeddingSpaceModel
-from embspace.vocab.filters import PairFilter, VocabFilter
+from embspace import EmbeddingSpaceModel, PairFilter, VocabFilter
 
 _SETTINGS = "_view_settings"  # session key: this run's ViewSettings, from the entry point to the page
 
@@ -28,7 +27,7 @@ class ModelChoice:
 
     source: str
     revision: str | None
-    embedding: str  # one of embspace.model.embedding_space.EMBEDDING_CHOICES
+    embedding: str  # one of embspace.EMBEDDING_CHOICES
     weight_budget_bytes: int
 
 

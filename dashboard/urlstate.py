@@ -15,6 +15,7 @@ Streamlit's `bind="query-params"` is not used: a bound key cannot be passed to
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -29,19 +30,36 @@ def begin_run() -> None:
     st.session_state[_DECLARED] = {}
 
 
-def url_param(
-    key: str,
-    default: Any,
-    *,
-    options: Iterable[Any] | None = None,
-    min_value: float | None = None,
-    max_value: float | None = None,
-) -> Any:
+@dataclass(frozen=True)
+class Bounds:
+    """What a widget accepts: one of `options` (None: any), a number within [min_value, max_value]."""
+
+    options: tuple[Any, ...] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+
+    def valid(self, value: Any, default: Any) -> Any:
+        """`value` if the widget accepts it; else the nearest bound (numbers) or the default.
+
+        The type must be the default's (an int passes for a float): a value of the wrong type is never
+        passed to a widget."""
+        if type(value) is not type(default) and not (isinstance(default, float) and isinstance(value, int)):
+            return default
+        if self.options is not None and value not in self.options:
+            return default
+        if self.min_value is not None and value < self.min_value:
+            return type(default)(self.min_value)
+        if self.max_value is not None and value > self.max_value:
+            return type(default)(self.max_value)
+        return value
+
+
+def url_param(key: str, default: Any, bounds: Bounds | None = None) -> Any:
     """Seed `st.session_state[key]` from the URL (first sight) and keep it valid; returns the value.
 
     The value's type is the default's (bool, int, float or str). A value the widget would
-    refuse (not among `options`, outside [min_value, max_value], unparsable) becomes the
-    default, or the nearest bound for numbers: e.g. layer 9 of a 6-layer model becomes 5.
+    refuse (outside `bounds`, unparsable) becomes the default, or the nearest bound for numbers:
+    e.g. layer 9 of a 6-layer model becomes 5.
     """
     st.session_state.setdefault(_DECLARED, {})[key] = default
     if key in st.session_state:
@@ -49,7 +67,7 @@ def url_param(
     else:
         raw = st.query_params.get(key)
         value = default if raw is None else parse_value(raw, default)
-    value = valid_value(value, default, options, min_value, max_value)
+    value = (bounds or Bounds()).valid(value, default)
     # Assigned on every run, even when unchanged: a widget with the same key on another page has
     # another widget id, and only an explicit assignment carries the value over to it.
     st.session_state[key] = value
@@ -70,12 +88,12 @@ def widget(
     """Draw a widget whose value lives in the page address; returns its value.
 
     draw: a widget function (`st.checkbox`, `st.sidebar.number_input`, `column.radio`, ...). Its
-    value is declared with `url_param(key, default, ...)` first; `options` are passed as the
+    value is declared with `url_param(key, default, Bounds(...))` first; `options` are passed as the
     widget's second argument, min_value/max_value as its bounds, `kwargs` as they are. A
     selectbox with `accept_new_options=True` takes any value, so its options are not enforced.
     """
-    allowed = None if kwargs.get("accept_new_options") else options
-    url_param(key, default, options=allowed, min_value=min_value, max_value=max_value)
+    allowed = None if options is None or kwargs.get("accept_new_options") else tuple(options)
+    url_param(key, default, Bounds(allowed, min_value, max_value))
     if options is not None:
         return draw(label, options, key=key, **kwargs)
     bounds = {name: value for name, value in (("min_value", min_value), ("max_value", max_value)) if value is not None}
@@ -104,25 +122,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def valid_value(
-    value: Any,
-    default: Any,
-    options: Iterable[Any] | None = None,
-    min_value: float | None = None,
-    max_value: float | None = None,
-) -> Any:
-    """`value` if a widget declared with these bounds accepts it; else the nearest bound or the default."""
-    if type(value) is not type(default) and not (isinstance(default, float) and isinstance(value, int)):
-        return default
-    if options is not None and value not in list(options):
-        return default
-    if min_value is not None and value < min_value:
-        return type(default)(min_value)
-    if max_value is not None and value > max_value:
-        return type(default)(max_value)
-    return value
 
 
 def current_params() -> dict[str, str]:

@@ -53,47 +53,26 @@ class ViewKind:
         return f"/{self.page}?" + urlencode(self.params(layer, index, **extra))
 
 
-def _side(kind: str, side: str, label: str, meaning: str) -> ViewSide:
-    return ViewSide(kind=kind, side=side, label=label, meaning=meaning)
-
+# The facts, one row each. A kind: (name, title, page url_path, unit: the address parameter naming a head or neuron).
+_KIND_ROWS = (
+    ("neuron", "FFN neuron", "neurons", "neuron"),
+    ("vo", "W_VO", "vo", "head"),
+    ("qk", "W_QK", "qk", "head"),
+)
+# A side: (kind, side, label for CLI tables, meaning for the dashboard), in each kind's order.
+_SIDE_ROWS = (
+    ("neuron", "K", "FFN neurons reading it (K)", "FFN neuron: the token triggers it (K·E)"),
+    ("neuron", "V", "FFN neurons writing it (V)", "FFN neuron: it promotes the token (V·E)"),
+    ("vo", "row", "W_VO heads, as attended-to token (row)", "W_VO row: the head reads (attends to) the token"),
+    ("vo", "col", "W_VO heads, as output token (column)", "W_VO column: the head writes the token"),
+    ("qk", "row", "W_QK heads, as query token (row)", "W_QK row: the token as the query"),
+    ("qk", "col", "W_QK heads, as key token (column)", "W_QK column: the token as the key"),
+)
 
 VIEW_KINDS: Mapping[str, ViewKind] = MappingProxyType(
     {
-        "neuron": ViewKind(
-            name="neuron",
-            title="FFN neuron",
-            page="neurons",
-            unit="neuron",
-            sides=(
-                _side("neuron", "K", "FFN neurons reading it (K)", "FFN neuron: the token triggers it (K·E)"),
-                _side("neuron", "V", "FFN neurons writing it (V)", "FFN neuron: it promotes the token (V·E)"),
-            ),
-        ),
-        "vo": ViewKind(
-            name="vo",
-            title="W_VO",
-            page="vo",
-            unit="head",
-            sides=(
-                _side(
-                    "vo",
-                    "row",
-                    "W_VO heads, as attended-to token (row)",
-                    "W_VO row: the head reads (attends to) the token",
-                ),
-                _side("vo", "col", "W_VO heads, as output token (column)", "W_VO column: the head writes the token"),
-            ),
-        ),
-        "qk": ViewKind(
-            name="qk",
-            title="W_QK",
-            page="qk",
-            unit="head",
-            sides=(
-                _side("qk", "row", "W_QK heads, as query token (row)", "W_QK row: the token as the query"),
-                _side("qk", "col", "W_QK heads, as key token (column)", "W_QK column: the token as the key"),
-            ),
-        ),
+        name: ViewKind(name, title, page, unit, tuple(ViewSide(*row) for row in _SIDE_ROWS if row[0] == name))
+        for name, title, page, unit in _KIND_ROWS
     }
 )
 VIEW_KIND_NAMES: tuple[str, ...] = tuple(VIEW_KINDS)  # ("neuron", "vo", "qk")

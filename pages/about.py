@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from dashboard import atlas_view, sidebar, state
+from dashboard import atlas_view, page_list, sidebar, state
+from embspace import DISPLAY_CONVENTION
 from embspace.atlas.manifest import describe
-from embspace.vocab.tokens import DISPLAY_CONVENTION
 
 model = state.current().model
 
@@ -15,29 +15,8 @@ st.markdown(
     "through the model: these views read the parameters alone."
 )
 st.subheader("Views")
-st.page_link(
-    "pages/neurons.py",
-    label="**FFN neurons**: the tokens a neuron reacts to (K) and promotes (V)",
-    icon=":material/hub:",
-)
-st.page_link(
-    "pages/vo.py",
-    label="**W_VO**: when a head attends to token a, which token b it writes",
-    icon=":material/edit_note:",
-)
-st.page_link(
-    "pages/qk.py", label="**W_QK**: which key tokens a query token attends to", icon=":material/manage_search:"
-)
-st.page_link(
-    "pages/overview.py",
-    label="**Copying scores**: every head at a glance; click one to open it",
-    icon=":material/grid_on:",
-)
-st.page_link(
-    "pages/search.py",
-    label="**Token search**: where in the whole model a word is read, written or paired",
-    icon=":material/search:",
-)
+for page in page_list.linked_pages():  # every page of the navigation, from its one list
+    st.page_link(page.script, label=page.summary, icon=page.icon)
 
 st.subheader("The opened model")
 st.markdown(sidebar.model_card_markdown(model.info))

@@ -3,8 +3,7 @@
 import streamlit as st
 
 from dashboard import annotations_ui, atlas_view, cache, pickers, render, state
-from embspace.compute.projections import neuron_vector_names
-from embspace.vocab.tokens import DISPLAY_CONVENTION
+from embspace import DISPLAY_CONVENTION, VIEW_KINDS, neuron_vector_names
 
 DEFAULT_TOKENS_PLOTTED = 50
 
@@ -30,7 +29,7 @@ with st.expander("How to read this page", expanded=False):
         + f"\n\n{DISPLAY_CONVENTION}"
     )
 
-layer, neuron = pickers.layer_and_unit(model, "neuron", model.shape.d_ff)
+layer, neuron = pickers.layer_and_unit(model, VIEW_KINDS["neuron"])
 vector = pickers.vector_choice(vectors)
 plot = pickers.scatter_options(
     "points", "Tokens in the plot", DEFAULT_TOKENS_PLOTTED, "This many top tokens of the chosen vector are placed."

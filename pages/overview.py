@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, atlas_view, cache, pickers, render, state, urlstate
+from dashboard import annotations_ui, atlas_view, cache, page_list, pickers, render, state, urlstate
+from embspace import VIEW_KINDS
 
-VO_PAGE = "pages/vo.py"
+VO = VIEW_KINDS["vo"]  # a click opens the head's W_VO
 
 model = state.current().model
 
@@ -36,10 +37,9 @@ event = st.plotly_chart(
 clicked = render.clicked_cell(event)
 if clicked is not None:
     layer, head = clicked
-    pickers.show_unit(layer, "head", head)
-    st.switch_page(
-        VO_PAGE, query_params={**urlstate.current_params(), pickers.LAYER_KEY: str(layer), "head": str(head)}
-    )
+    pickers.show_unit(layer, VO, head)
+    params = VO.params(layer, head, **urlstate.current_params())
+    st.switch_page(page_list.view_page(VO).script, query_params={key: str(value) for key, value in params.items()})
 
 stem = "copying-scores"
 render.html_download(heatmap, stem)

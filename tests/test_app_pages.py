@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pandas as pd
 from app_harness import (
@@ -15,6 +16,8 @@ from app_harness import (
     fresh_server_fixture,  # noqa: F401  (fixture `fresh_server`)
     traces,
 )
+
+from dashboard import page_list
 
 PAGES = {
     "pages/about.py": "embspace: a transformer's weights, read in its vocabulary",
@@ -32,6 +35,18 @@ def test_every_page_renders_its_defaults(app):
         assert_clean(at)
         assert at.title[0].value == title
     assert at.query_params == {}  # defaults leave the address bare
+
+
+def test_start_page_links_every_page_of_the_navigation(app):
+    """The Start page's links come from page_list: none can go missing (Annotations once did)."""
+    at = app("pages/about.py")
+    assert_clean(at)
+    linked = [link.proto.page for link in at.page_link]  # each link's url_path
+    navigation = [page.url_path for page in page_list.PAGES if page is not page_list.START]
+    assert linked == navigation and "annotations" in linked
+    assert all(link.value.startswith("**") for link in at.page_link)  # a bold page name, then what it shows
+    root = Path(__file__).resolve().parents[1]
+    assert all((root / page.script).is_file() for page in page_list.PAGES)
 
 
 def test_neuron_table_follows_layer_and_neuron(app):

@@ -1,4 +1,5 @@
-"""The dashboard's pure helpers: pair tokens for the scatter, search links, heatmap clicks, the model card."""
+"""The dashboard's pure helpers: pair tokens for the scatter, search links, heatmap clicks, the model card,
+the page list and the pickers' units."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pandas as pd
 
+from dashboard import head_view, page_list, pickers
 from dashboard.head_view import pair_tokens
 from dashboard.render import clicked_cell, copying_heatmap
 from dashboard.search_view import results_table, view_link
 from dashboard.sidebar import model_card_markdown
-from embspace.model.embedding_space import open_model
+from embspace import VIEW_KINDS, open_model
 
 
 def test_pair_tokens_keeps_each_token_once_per_side_with_its_best_score():
@@ -87,3 +89,24 @@ def test_model_card_of_an_input_output_reading(tiny_model):
     assert "| Embedding E | rows: input (word embeddings); columns: output (LM head) |" in model_card_markdown(
         both.info
     )
+
+
+def test_each_view_kind_has_its_page_at_the_registrys_address():
+    for kind in VIEW_KINDS.values():
+        page = page_list.view_page(kind)
+        assert page.url_path == kind.page and page.script == f"pages/{kind.page}.py"
+    assert page_list.view_page(VIEW_KINDS["vo"]).title == "Heads: W_VO"
+    assert len({page.url_path for page in page_list.PAGES}) == len(page_list.PAGES)
+    assert page_list.START not in page_list.linked_pages() and page_list.PAGES[0] is page_list.START
+
+
+def test_head_pages_take_their_title_from_the_head_kind():
+    assert head_view.PAGES["vo"].title == "W_VO: what a head copies"
+    assert head_view.PAGES["qk"].title == "W_QK: what a head attends to"
+
+
+def test_a_views_unit_count_is_its_layers_heads_or_neurons(tiny_model):
+    model = open_model(str(tiny_model("llama")))
+    assert pickers.unit_count(model, VIEW_KINDS["neuron"]) == model.shape.d_ff
+    assert pickers.unit_count(model, VIEW_KINDS["qk"]) == model.shape.n_heads != model.shape.d_ff
+    assert pickers.LAYER_KEY == "layer"

@@ -6,13 +6,7 @@ import torch
 from model_fixtures import opened_model
 
 from embspace import OutOfRange, PairFilter, VocabFilter, open_model
-from embspace.compute.projections import (
-    copying_score,
-    copying_scores,
-    head_factors,
-    head_top_pairs,
-    neuron_top_tokens,
-)
+from embspace.compute import copying_score, copying_scores, head_factors, head_top_pairs, neuron_top_tokens
 
 gpt2_model = opened_model("gpt2")
 llama_model = opened_model("llama")

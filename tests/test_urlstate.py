@@ -43,21 +43,27 @@ def test_format_then_parse_round_trips(value):
     assert urlstate.parse_value(urlstate.format_value(value), value) == value
 
 
-def test_valid_value_clamps_numbers_and_refuses_unknown_options():
-    assert urlstate.valid_value(9, 0, min_value=0, max_value=5) == 5
-    assert urlstate.valid_value(-3, 0, min_value=0, max_value=5) == 0
-    assert urlstate.valid_value(4, 0, min_value=0, max_value=5) == 4
-    assert urlstate.valid_value("greek", "latin", options=("latin", "polish")) == "latin"
-    assert urlstate.valid_value("polish", "latin", options=("latin", "polish")) == "polish"
-    assert urlstate.valid_value("3", 0) == 0  # a value of the wrong type is never passed to a widget
-    assert urlstate.valid_value(2, 1.0) == 2  # an int is a valid float
+def test_bounds_clamp_numbers_and_refuse_unknown_options():
+    layers = urlstate.Bounds(min_value=0, max_value=5)
+    assert layers.valid(9, 0) == 5
+    assert layers.valid(-3, 0) == 0
+    assert layers.valid(4, 0) == 4
+    alphabets = urlstate.Bounds(options=("latin", "polish"))
+    assert alphabets.valid("greek", "latin") == "latin"
+    assert alphabets.valid("polish", "latin") == "polish"
+    assert urlstate.Bounds().valid("3", 0) == 0  # a value of the wrong type is never passed to a widget
+    assert urlstate.Bounds().valid(2, 1.0) == 2  # an int is a valid float
 
 
 def test_url_param_reads_the_address_once_then_the_session():
     st.query_params["layer"] = "9"
-    assert urlstate.url_param("layer", 0, min_value=0, max_value=5) == 5  # clamped to the model's last layer
+    assert (
+        urlstate.url_param("layer", 0, urlstate.Bounds(min_value=0, max_value=5)) == 5
+    )  # clamped to the model's last layer
     st.query_params["layer"] = "1"
-    assert urlstate.url_param("layer", 0, min_value=0, max_value=5) == 5  # the session's value wins now
+    assert (
+        urlstate.url_param("layer", 0, urlstate.Bounds(min_value=0, max_value=5)) == 5
+    )  # the session's value wins now
     assert st.session_state["layer"] == 5
 
 

@@ -4,6 +4,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from embspace.compute.heads import HEAD_KINDS
 from embspace.errors import EmbspaceError
 from embspace.views import HEAD_VIEW_KINDS, SEARCH_KINDS, VIEW_KINDS, view_kind, view_side
 
@@ -35,3 +36,17 @@ def test_unknown_names_are_refused_with_the_valid_ones():
         view_kind("ov")
     with pytest.raises(EmbspaceError, match="vo-row"):
         view_side("vo")
+
+
+def test_head_kinds_are_the_registrys_head_views():
+    """The maths of a head kind (embspace.compute.heads) names and titles itself from the registry."""
+    assert tuple(HEAD_KINDS) == HEAD_VIEW_KINDS
+    for name, head in HEAD_KINDS.items():
+        assert head.view is VIEW_KINDS[name] and head.name == name and head.title == VIEW_KINDS[name].title
+    assert HEAD_KINDS["vo"].header(3, 1).startswith("W_VO layer 3, head 1: rows = attended-to token")
+
+
+def test_every_kind_has_its_sides_in_order():
+    assert [side.side for side in VIEW_KINDS["neuron"].sides] == ["K", "V"]
+    assert all([side.side for side in VIEW_KINDS[name].sides] == ["row", "col"] for name in HEAD_VIEW_KINDS)
+    assert all(side.kind == kind.name for kind in VIEW_KINDS.values() for side in kind.sides)

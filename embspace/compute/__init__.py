@@ -1,14 +1,19 @@
 """The maths of reading parameters in the vocabulary: exact top-k pairs of factored V x V products (`topk`),
 the factors of a head (`vocab_matmul`, `heads`), neuron and head tables (`projections`), every neuron of
 a layer at once (`ffn_scan`, on CPU or CUDA via `devices`), and t-SNE coordinates of tokens (`tsne`).
+
+`tsne` is imported by name (`embspace.compute.tsne`), not re-exported here: it loads scikit-learn, and
+importing any `embspace.compute` module runs this face (the CLI would pay for it on every command).
 """
 
 from embspace.compute.devices import DEVICE_CHOICES, resolve_device
 from embspace.compute.ffn_scan import SCAN_VECTORS, LayerNeuronTokens, NeuronScanner
 from embspace.compute.heads import HEAD_KINDS, HeadKind, head_kind
 from embspace.compute.projections import (
+    NEURON_VECTOR_NAMES,
     PairTable,
     TokenScores,
+    copying_score,
     copying_scores,
     head_factors,
     head_top_pairs,
@@ -21,6 +26,7 @@ from embspace.compute.vocab_matmul import vocab_factors
 __all__ = [
     "DEVICE_CHOICES",
     "HEAD_KINDS",
+    "NEURON_VECTOR_NAMES",
     "SCAN_VECTORS",
     "HeadKind",
     "LayerNeuronTokens",
@@ -30,6 +36,7 @@ __all__ = [
     "TokenScores",
     "TopPairs",
     "brute_force_top_pairs",
+    "copying_score",
     "copying_scores",
     "head_factors",
     "head_kind",

@@ -15,11 +15,13 @@ import numpy as np
 import torch
 
 from embspace.compute.devices import resolve_device
+from embspace.compute.projections import NEURON_VECTOR_NAMES
 from embspace.model.embedding_space import EmbeddingSpaceModel
 from embspace.runtime import scan_workers
 from embspace.vocab.filters import VocabFilter
 
-SCAN_VECTORS = ("K", "V", "-K", "-V")
+# The vectors a scan ranks: a neuron's K, V and their negations (no U: the atlas stores these four).
+SCAN_VECTORS = NEURON_VECTOR_NAMES
 BLOCK_NEURONS = 256  # rows per matmul: [256, V] float32 is 51 MB for V = 50k
 
 

@@ -15,6 +15,7 @@ import torch
 
 from embspace.compute.vocab_matmul import vocab_factors
 from embspace.errors import EmbspaceError
+from embspace.views import HEAD_VIEW_KINDS, VIEW_KINDS, ViewKind
 
 if TYPE_CHECKING:  # only for annotations: model.py must not depend on this module
     from embspace.model.embedding_space import EmbeddingSpaceModel, LayerWeights
@@ -37,39 +38,36 @@ def _qk_factors(model: EmbeddingSpaceModel, weights: LayerWeights, head: int) ->
 
 @dataclass(frozen=True)
 class HeadKind:
-    """One kind of head matrix read in the vocabulary, kept as two factors (never V x V)."""
+    """One kind of head matrix read in the vocabulary, kept as two factors (never V x V).
 
-    name: str  # "vo" or "qk"
-    title: str  # e.g. "W_VO"
+    Its name, title and page are the view registry's (`embspace.views.VIEW_KINDS`); here the maths."""
+
+    view: ViewKind  # the registry's entry: name "vo"/"qk", title "W_VO"/"W_QK", page, sides
     formula: str  # the matrix, in the paper's notation
     rows: str  # what a row token is
     columns: str  # what a column token is
     factors: Factors  # (model, layer weights, head) -> (left [V, d_head], right [d_head, V])
+
+    @property
+    def name(self) -> str:
+        return self.view.name
+
+    @property
+    def title(self) -> str:
+        return self.view.title
 
     def header(self, layer: int, head: int) -> str:
         """One title line, e.g. for the CLI: 'W_VO layer 3, head 1: rows = ..., columns = ...'."""
         return f"{self.title} layer {layer}, head {head}: rows = {self.rows}, columns = {self.columns}"
 
 
+# (formula, row token, column token, factors) of each head view kind in the registry.
+_HEAD_MATHS = {
+    "vo": ("Eᵀ W_V^h W_O^h E", "attended-to token", "promoted output token", _vo_factors),
+    "qk": ("Eᵀ W_Q^h W_K^hᵀ E", "query token", "key token", _qk_factors),
+}
 HEAD_KINDS: Mapping[str, HeadKind] = MappingProxyType(
-    {
-        "vo": HeadKind(
-            name="vo",
-            title="W_VO",
-            formula="Eᵀ W_V^h W_O^h E",
-            rows="attended-to token",
-            columns="promoted output token",
-            factors=_vo_factors,
-        ),
-        "qk": HeadKind(
-            name="qk",
-            title="W_QK",
-            formula="Eᵀ W_Q^h W_K^hᵀ E",
-            rows="query token",
-            columns="key token",
-            factors=_qk_factors,
-        ),
-    }
+    {name: HeadKind(VIEW_KINDS[name], *_HEAD_MATHS[name]) for name in HEAD_VIEW_KINDS}
 )
 
 
