@@ -31,7 +31,7 @@ from embspace.model.embedding_space import EmbeddingSpaceModel
 from embspace.search.ffn import ffn_ranks
 from embspace.search.filtered_vocab import FilteredVocab, FilteredVocabCache
 from embspace.search.screen import StoredSample
-from embspace.views import HEAD_VIEW_KINDS, SEARCH_KINDS, VIEW_KINDS, view_kind, view_side
+from embspace.views import HEAD_VIEW_KINDS, SEARCH_KINDS, VIEW_KINDS, ViewSide, view_kind, view_side
 from embspace.vocab.filters import PairFilter, VocabFilter
 
 __all__ = ["SEARCH_KINDS", "QueryWord", "SearchHit", "SearchIndex", "query_tokens", "search", "sort_hits"]
@@ -159,26 +159,29 @@ def live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index) 
         for side in NEURON_SIDES:
             if side.name in kinds:
                 index = index or SearchIndex(model)
-                hits += ffn_hits(model, index, side.side, token, vocab, limit)
+                hits += ffn_hits(model, index, side, token, vocab, limit)
         if head_kinds:
             hits += head_hits(model, head_kinds, token, vocab, pair_filter, limit)
     return hits
 
 
-def ffn_hits(model, index: SearchIndex, side: str, token: int, vocab: FilteredVocab, limit: int) -> list[SearchHit]:
+def ffn_hits(
+    model, index: SearchIndex, side: ViewSide, token: int, vocab: FilteredVocab, limit: int
+) -> list[SearchHit]:
+    """The `limit` neurons where `token` ranks best on `side` (neuron-K or neuron-V), exactly."""
     rows, ranks, scores = ffn_ranks(
-        index.sides[side],
-        index.row_norms[side],
+        index.sides[side.side],
+        index.row_norms[side.side],
         index.max_token_norm,
         model.E[:, token],
         vocab,
         token,
         limit,
-        index.screens[side],
+        index.screens[side.side],
     )
     display = model.vocab.display(token)
     return [
-        SearchHit(f"neuron-{side}", int(r) // index.d_ff, int(r) % index.d_ff, token, display, int(rank), float(score))
+        SearchHit(side.name, int(r) // index.d_ff, int(r) % index.d_ff, token, display, int(rank), float(score))
         for r, rank, score in zip(rows, ranks, scores, strict=True)
     ]
 
@@ -274,30 +277,32 @@ def head_hits(model, head_kinds: list[str], token, vocab: FilteredVocab, pair_fi
 
 def atlas_hits(atlas: Atlas, model, token_ids, vocab_filter, pair_filter, limit, kinds) -> list[SearchHit]:
     hits: list[SearchHit] = []
-    vectors = [side.side for side in NEURON_SIDES if side.name in kinds]
-    if vectors:
-        hits += _atlas_neuron_hits(atlas, model, token_ids, vocab_filter, vectors, limit)
+    sides = [side for side in NEURON_SIDES if side.name in kinds]
+    if sides:
+        hits += _atlas_neuron_hits(atlas, model, token_ids, vocab_filter, sides, limit)
     for kind in HEAD_VIEW_KINDS:
-        wanted = [side.side for side in VIEW_KINDS[kind].sides if side.name in kinds]
+        wanted = [side for side in VIEW_KINDS[kind].sides if side.name in kinds]
         if wanted:
             hits += _atlas_head_hits(atlas, model, kind, wanted, token_ids, vocab_filter, pair_filter, limit)
     return hits
 
 
-def _atlas_neuron_hits(atlas: Atlas, model, token_ids, vocab_filter, vectors, limit) -> list[SearchHit]:
+def _atlas_neuron_hits(atlas: Atlas, model, token_ids, vocab_filter, sides: list[ViewSide], limit) -> list[SearchHit]:
     """Stored neuron lists holding the token; its rank recounted among the stored tokens above it
     that the filter keeps (exact: every token scoring above a stored one is stored too)."""
     # The stored lists already use the default filter: another one recounts the ranks.
     recount = (vocab_filter or VocabFilter()) != VocabFilter()
-    places = atlas.neuron_places(token_ids, vectors, model.vocab_mask(vocab_filter) if recount else None)
+    places = atlas.neuron_places(
+        token_ids, [side.side for side in sides], model.vocab_mask(vocab_filter) if recount else None
+    )
     hits = []
     for token in np.unique(places.token_id):
-        for vector in vectors:
-            mine = np.flatnonzero((places.token_id == token) & (places.vector == vector))
+        for side in sides:
+            mine = np.flatnonzero((places.token_id == token) & (places.vector == side.side))
             order = np.lexsort((places.neuron[mine], places.layer[mine], -places.score[mine], places.rank[mine]))
             hits += [
                 SearchHit(
-                    f"neuron-{vector}",
+                    side.name,
                     int(places.layer[i]),
                     int(places.neuron[i]),
                     int(token),
@@ -311,7 +316,9 @@ def _atlas_neuron_hits(atlas: Atlas, model, token_ids, vocab_filter, vectors, li
     return hits
 
 
-def _atlas_head_hits(atlas: Atlas, model, kind, sides, token_ids, vocab_filter, pair_filter, limit) -> list[SearchHit]:
+def _atlas_head_hits(
+    atlas: Atlas, model, kind: str, sides: list[ViewSide], token_ids, vocab_filter, pair_filter, limit
+) -> list[SearchHit]:
     """The token's best stored pair per head (as row / column), ranked among the head's stored pairs
     that pass the filters."""
     pairs = atlas.all_head_pairs(kind)
@@ -329,14 +336,14 @@ def _atlas_head_hits(atlas: Atlas, model, kind, sides, token_ids, vocab_filter, 
     hits = []
     display = model.vocab.display
     for side in sides:
-        own, other = (rows, cols) if side == "row" else (cols, rows)
+        own, other = (rows, cols) if side.side == "row" else (cols, rows)
         for token in token_ids:
             mine = np.flatnonzero(own == token)
             mine = mine[_head_starts(layer[mine], head[mine])]  # the token's best pair in each head
             best = mine[np.lexsort((-score[mine], rank[mine]))[:limit]]
             hits += [
                 SearchHit(
-                    f"{kind}-{side}",
+                    side.name,
                     int(layer[i]),
                     int(head[i]),
                     int(token),
