@@ -9,20 +9,10 @@ import streamlit as st
 
 from dashboard.atlas_view import model_atlas
 from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation
-from dashboard.pickers import LAYER_KEY
 from dashboard.state import ViewSettings, model_key
 from embspace.model.embedding_space import EmbeddingSpaceModel
-from embspace.search.index import SearchIndex, query_tokens, search
-
-VIEW_OF_KIND = {"neuron": ("neurons", "neuron"), "vo": ("vo", "head"), "qk": ("qk", "head")}
-WHERE = {
-    "neuron-K": "FFN neuron: the token triggers it (K·E)",
-    "neuron-V": "FFN neuron: it promotes the token (V·E)",
-    "vo-row": "W_VO row: the head reads (attends to) the token",
-    "vo-col": "W_VO column: the head writes the token",
-    "qk-row": "W_QK row: the token as the query",
-    "qk-col": "W_QK column: the token as the key",
-}
+from embspace.search import SearchIndex, query_tokens, search
+from embspace.views import view_kind, view_side
 
 
 @st.cache_resource(max_entries=2, show_spinner="Indexing the model's FFN weights for search …", hash_funcs=HASH_FUNCS)
@@ -60,30 +50,27 @@ def split_words(model: EmbeddingSpaceModel, words: list[str]) -> list[tuple[str,
 
 
 def view_params(kind: str, layer: int, index: int, shared: dict[str, str], vocab_token: str | None = None) -> dict:
-    """The query parameters of a hit's view: the sidebar's settings, the layer and unit, and for a head
-    the token (so its page lists the token's best partners there)."""
-    view, unit = VIEW_OF_KIND[kind.split("-")[0]]
-    params = {**shared, LAYER_KEY: layer, unit: index}
-    if view != "neurons" and vocab_token:
-        params["token"] = vocab_token
+    """The query parameters of a hit's view (kind: a search kind, "vo-row"): the sidebar's settings, the layer
+    and unit, and for a head the token (so its page lists the token's best partners there)."""
+    view = view_kind(kind)
+    params = {**shared, **view.params(layer, index)}  # the view's layer and unit win over a shared key
+    if view.is_head and vocab_token:
+        params["token"] = vocab_token  # after layer and unit, as links have always read
     return params
 
 
 def view_link(kind: str, layer: int, index: int, shared: dict[str, str], vocab_token: str | None = None) -> str:
     """The address of a hit's page with the view set and the sidebar's settings kept."""
-    page, _ = VIEW_OF_KIND[kind.split("-")[0]]
-    return f"/{page}?" + urlencode(view_params(kind, layer, index, shared, vocab_token))
+    return f"/{view_kind(kind).page}?" + urlencode(view_params(kind, layer, index, shared, vocab_token))
 
 
 def best_links(frame: pd.DataFrame, shared: dict[str, str]) -> None:
     """One link (same tab) per place the token was found (FFN K, FFN V, W_VO row, ...): its best hit's view."""
     for hit in frame.drop_duplicates("kind").itertuples():
-        page, unit = VIEW_OF_KIND[hit.kind.split("-")[0]]
-        label = (
-            f"{WHERE[hit.kind].split(':')[0]} — layer {hit.layer}, {unit} {hit.index}: {hit.token} (rank {hit.rank})"
-        )
+        view, where = view_kind(hit.kind), view_side(hit.kind).meaning.split(":")[0]
+        label = f"{where} — layer {hit.layer}, {view.unit} {hit.index}: {hit.token} (rank {hit.rank})"
         params = view_params(hit.kind, hit.layer, hit.index, shared, getattr(hit, "vocab_token", None))
-        st.page_link(f"pages/{page}.py", label=label, query_params=params)
+        st.page_link(f"pages/{view.page}.py", label=label, query_params=params)
 
 
 def results_table(frame: pd.DataFrame, shared: dict[str, str], labels: dict | None = None) -> pd.DataFrame:
@@ -92,10 +79,10 @@ def results_table(frame: pd.DataFrame, shared: dict[str, str], labels: dict | No
     labels: {(view kind "neuron"|"vo"|"qk", layer, index): label} of the annotated views."""
     labels = labels or {}
     vocab_tokens = frame["vocab_token"] if "vocab_token" in frame else [None] * len(frame)
-    views = zip(frame["kind"].str.split("-").str[0], frame["layer"], frame["index"], strict=True)
+    views = zip(frame["kind"].map(lambda kind: view_kind(kind).name), frame["layer"], frame["index"], strict=True)
     return pd.DataFrame(
         {
-            "where": frame["kind"].map(WHERE),
+            "where": frame["kind"].map(lambda kind: view_side(kind).meaning),
             "layer": frame["layer"],
             "neuron / head": frame["index"],
             "token": frame["token"],

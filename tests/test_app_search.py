@@ -6,6 +6,8 @@ from urllib.parse import parse_qs, urlparse
 
 from app_harness import app_fixture, assert_clean, download_data, downloads_fixture, fresh_server_fixture  # noqa: F401
 
+from dashboard import search_view
+from embspace.atlas import Atlas, build_atlas
 from embspace.model.embedding_space import open_model
 from embspace.model.sources import DEFAULT_MODEL
 from embspace.search.index import search
@@ -55,9 +57,6 @@ def test_search_page_without_a_query_explains_itself(app):
 
 def test_search_and_start_page_use_the_models_atlas(app, tmp_path, monkeypatch):
     """With an atlas for the opened model, search answers from it (same hits as the engine's atlas path)."""
-    from dashboard import search_view
-    from embspace.atlas import Atlas, build_atlas
-
     model = open_model(DEFAULT_MODEL)
     build_atlas(model, tmp_path / "minilm", k=20, layers=[0], progress=False)
     monkeypatch.setenv("EMBSPACE_ATLAS_DIR", str(tmp_path))

@@ -291,3 +291,28 @@ def test_pair_filter_threshold_range_and_describe():
     assert fuzzy["exclude_same"] is True and fuzzy["fuzzy_threshold"] == 70.0
     assert json.loads(json.dumps(fuzzy)) == fuzzy
     assert not set(fuzzy) & set(VocabFilter().describe())  # exports merge the two dicts
+
+
+@pytest.mark.parametrize(
+    "pair_filter", [PairFilter(), PairFilter(exclude_same=True), PairFilter(exclude_fuzzy=True, fuzzy_threshold=70)]
+)
+@pytest.mark.parametrize("vocab_filter", [None, VocabFilter(only_alnum=True)])
+def test_pair_keep_mask_matches_the_reference_pair_by_pair(byte_level, pair_filter, vocab_filter):
+    """keep_mask: both tokens kept by the vocabulary mask, and neither same nor near-identical when asked."""
+    _, vocab = byte_level
+    rng = np.random.default_rng(17)
+    rows, cols = rng.integers(0, vocab.size, 3000), rng.integers(0, vocab.size, 3000)
+    rows[:200] = cols[:200]  # identical pairs too
+    kept = None if vocab_filter is None else vocab_filter.mask(vocab)
+    threshold = pair_filter.fuzzy_threshold
+    expected = []
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        a, b = vocab.normalized[r], vocab.normalized[c]
+        keep = kept is None or (kept[r] and kept[c])
+        keep &= not ((pair_filter.exclude_same or pair_filter.exclude_fuzzy) and a == b)
+        keep &= not (pair_filter.exclude_fuzzy and reference_near_identical(a, b, threshold))
+        expected.append(keep)
+    got = pair_filter.keep_mask(vocab, rows, cols, kept)
+    assert got.dtype == bool and got.tolist() == expected
+    assert 0 < got.sum() < len(got) or pair_filter == PairFilter() and vocab_filter is None
+    assert pair_filter.keep_mask(vocab, rows[:0], cols[:0], kept).shape == (0,)

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pyarrow.dataset as ds
 import pytest
 import torch
 
@@ -11,15 +12,10 @@ from embspace.atlas import Atlas, build_atlas
 from embspace.cli.main import main
 from embspace.search import ffn as search_ffn
 from embspace.search.ffn import capped_ranks, ffn_ranks, neuron_ranks_brute_force
-from embspace.search.index import (
-    SEARCH_KINDS,
-    SearchIndex,
-    _filtered_vocab,
-    head_lines,
-    query_tokens,
-    search,
-)
+from embspace.search.filtered_vocab import FilteredVocab
+from embspace.search.index import SearchIndex, head_lines, query_tokens, search
 from embspace.search.screen import STORED_SAMPLE_TOKENS, STORED_TOP, StoredSample, rounding_margin
+from embspace.views import SEARCH_KINDS
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +41,7 @@ def some_tokens(model, mask):
 def test_ffn_ranks_equal_brute_force_for_every_neuron(gpt2, vocab_filter, stored_size):
     index = SearchIndex(gpt2)
     mask = gpt2.vocab_mask(vocab_filter)
-    vocab = _filtered_vocab(gpt2, vocab_filter)
+    vocab = FilteredVocab.build(gpt2, vocab_filter)
     for side in ("K", "V"):
         weights = index.sides[side]
         stored = StoredSample.build(weights, gpt2.E, size=stored_size, top=min(STORED_TOP, stored_size // 3))
@@ -67,7 +63,7 @@ def test_capped_ranks_chunk_by_chunk_equal_brute_force(gpt2, vocab_filter, monke
     monkeypatch.setattr(search_ffn, "EXACT_CHUNK", 37)
     index = SearchIndex(gpt2)
     mask = gpt2.vocab_mask(vocab_filter)
-    vocab = _filtered_vocab(gpt2, vocab_filter)
+    vocab = FilteredVocab.build(gpt2, vocab_filter)
     weights = index.sides["V"]
     for token in some_tokens(gpt2, mask):
         expected = neuron_ranks_brute_force(weights, gpt2.E, mask, token)
@@ -121,7 +117,7 @@ def brute_force_head_line(model, kind, side, layer, head, token, mask):
 def test_live_head_ranks_equal_brute_force(gpt2, kind, side):
     vocab_filter = VocabFilter(only_ascii=True)
     mask = gpt2.vocab_mask(vocab_filter)
-    vocab = _filtered_vocab(gpt2, vocab_filter)
+    vocab = FilteredVocab.build(gpt2, vocab_filter)
     for token in some_tokens(gpt2, mask):
         partners, scores, ranks, valid = head_lines(gpt2, kind, side, 1, token, vocab, None)
         assert valid.all()
@@ -132,7 +128,7 @@ def test_live_head_ranks_equal_brute_force(gpt2, kind, side):
 
 
 def test_pair_filter_skips_identical_partners(gpt2):
-    vocab = _filtered_vocab(gpt2, None)
+    vocab = FilteredVocab.build(gpt2, None)
     groups = PairFilter(exclude_same=True).same_groups(gpt2.vocab)
     for token in (10, 50, 200):
         partners, *_ = head_lines(gpt2, "vo", "row", 0, token, vocab, PairFilter(exclude_same=True))
@@ -179,6 +175,25 @@ def test_atlas_head_rank_is_the_best_pair_position(gpt2, gpt2_atlas):
         mine = (r == hit.token_id) if side == "row" else (c == hit.token_id)
         assert hit.rank == 1 + int(np.argmax(mine))
         assert hit.partner_id == (c if side == "row" else r)[np.argmax(mine)]
+
+
+def test_atlas_reads_every_head_pair_and_every_place_of_a_token(gpt2, gpt2_atlas):
+    """all_head_pairs = the per-head tables together; neuron_places = the neuron lists that hold the token."""
+    pairs = gpt2_atlas.all_head_pairs("qk")
+    for layer, head in [(0, 0), (1, 3)]:
+        one = gpt2_atlas.head_pairs("qk", layer, head)
+        mine = np.flatnonzero((pairs.layer == layer) & (pairs.head == head))
+        mine = mine[np.argsort(pairs.rank[mine])]
+        assert pairs.row_id[mine].tolist() == one["row_id"].tolist()
+        assert pairs.col_id[mine].tolist() == one["col_id"].tolist()
+    assert len(pairs.rank) == gpt2.shape.n_layers * gpt2.shape.n_heads * gpt2_atlas.k
+    token = int(gpt2_atlas.neuron_tokens(1, 5)["K"]["token_id"][0])
+    places = gpt2_atlas.neuron_places([token], ["K"])
+    stored = ds.dataset(gpt2_atlas.directory / "neurons").to_table().to_pandas()
+    stored = stored[(stored["token_id"] == token) & (stored["vector"] == "K")]
+    expected = set(zip(stored["layer"], stored["neuron"], stored["rank"], strict=True))
+    assert set(zip(places.layer.tolist(), places.neuron.tolist(), places.rank.tolist(), strict=True)) == expected
+    assert set(places.vector) == {"K"} and set(places.token_id) == {token} and (1, 5, 1) in expected
 
 
 def test_split_word_and_raw_token(minilm_dir):

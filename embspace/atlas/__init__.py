@@ -2,7 +2,15 @@
 
 from embspace.atlas.build import DEFAULT_K, BuildSummary, build_atlas, parse_layers
 from embspace.atlas.manifest import AtlasError
-from embspace.atlas.read import Atlas, FilteredView, filter_pairs, filter_tokens, find_atlas
+from embspace.atlas.read import (
+    Atlas,
+    FilteredView,
+    NeuronPlaces,
+    StoredPairs,
+    filter_pairs,
+    filter_tokens,
+    find_atlas,
+)
 
 __all__ = [
     "DEFAULT_K",
@@ -10,6 +18,8 @@ __all__ = [
     "AtlasError",
     "BuildSummary",
     "FilteredView",
+    "NeuronPlaces",
+    "StoredPairs",
     "build_atlas",
     "filter_pairs",
     "filter_tokens",

@@ -1,12 +1,14 @@
-"""Read an atlas: one head's pairs, one neuron's tokens, the head scores; filters on stored candidates."""
+"""Read an atlas: one head's pairs, one neuron's tokens, the head scores, where tokens are stored (for search);
+filters on stored candidates. The only reader of the tables' columns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -17,6 +19,32 @@ from embspace.settings import atlas_dir
 from embspace.vocab.filters import PairFilter, VocabFilter
 
 APP_ATLASES = Path(__file__).resolve().parents[2] / "atlases"
+
+
+@dataclass(frozen=True)
+class NeuronPlaces:
+    """Places a token holds in stored neuron lists, one per (layer, neuron, vector, token): arrays [n].
+    The fields are the columns read from the neurons (tokens) table."""
+
+    layer: np.ndarray  # int32
+    neuron: np.ndarray  # int32
+    vector: np.ndarray  # str: "K" or "V"
+    rank: np.ndarray  # int: 1 = the neuron's top token
+    token_id: np.ndarray  # int32
+    score: np.ndarray  # float32: vector · e_token
+
+
+@dataclass(frozen=True)
+class StoredPairs:
+    """Stored top pairs of heads, one per (layer, head, rank): arrays [n]. The fields are the columns read
+    from the pairs table."""
+
+    layer: np.ndarray  # int32
+    head: np.ndarray  # int32
+    rank: np.ndarray  # int32: 1 = the head's best pair
+    row_id: np.ndarray  # int32: vo: attended-to token, qk: query token
+    col_id: np.ndarray  # int32: vo: output token, qk: key token
+    score: np.ndarray  # float32
 
 
 class Atlas:
@@ -83,6 +111,40 @@ class Atlas:
         table = ds.dataset(root, format="parquet").to_table()
         return table.to_pandas().sort_values(["layer", "head"], ignore_index=True)
 
+    def neuron_places(
+        self, token_ids: list[int], vectors: list[str], kept_tokens: np.ndarray | None = None
+    ) -> NeuronPlaces:
+        """Every stored neuron list (vector "K"/"V" in `vectors`) holding one of `token_ids`, in no order.
+
+        kept_tokens: bool [V] of a vocabulary filter other than the one the atlas was built with: each
+        place's rank is then 1 + the stored tokens above it that the filter keeps (exact: every token
+        scoring above a stored one is stored too); None keeps the stored ranks.
+        """
+        indexed = self.layers("tokens") == self.layers("neurons")  # older atlases have no tokens table
+        frame = (
+            self.dataset("tokens" if indexed else "neurons")
+            .to_table(
+                columns=[field.name for field in fields(NeuronPlaces)],
+                filter=pc.field("token_id").isin(token_ids) & pc.field("vector").isin(vectors),
+            )
+            .to_pandas()
+        )
+        if kept_tokens is not None and not frame.empty:
+            frame["rank"] = 1 + _kept_above(self.dataset("neurons"), frame, kept_tokens)
+        return NeuronPlaces(**_columns(frame, NeuronPlaces))
+
+    def all_head_pairs(self, kind: str, sign: str = "+") -> StoredPairs:
+        """Every built layer's stored pairs of `kind` ("vo"/"qk") and `sign`, in no order."""
+        frame = (
+            self.dataset("pairs")
+            .to_table(
+                columns=[field.name for field in fields(StoredPairs)],
+                filter=(pc.field("kind") == kind) & (pc.field("sign") == sign),
+            )
+            .to_pandas()
+        )
+        return StoredPairs(**_columns(frame, StoredPairs))
+
     def dataset(self, table: str) -> ds.Dataset:
         """The whole table ("pairs", "neurons", "heads") as a pyarrow dataset, for scans."""
         return ds.dataset(self.directory / table, format="parquet")
@@ -92,6 +154,27 @@ class Atlas:
         if not path.exists():
             raise EmbspaceError(f"the atlas in {self.directory} has no {table} for {keys} (a partial build?).")
         return path
+
+
+def _columns(frame: pd.DataFrame, record: type) -> dict[str, np.ndarray]:
+    """The frame's columns named by the fields of dataclass `record`, as arrays."""
+    return {field.name: frame[field.name].to_numpy() for field in fields(record)}
+
+
+def _kept_above(neurons: ds.Dataset, places: pd.DataFrame, kept_tokens: np.ndarray) -> np.ndarray:
+    """For each place (layer, neuron, vector, rank): the stored tokens ranked above it that `kept_tokens` keeps."""
+    keys = ["layer", "neuron", "vector"]
+    lists = neurons.to_table(
+        columns=[*keys, "rank", "token_id"],
+        filter=pc.field("layer").isin(places["layer"].unique().tolist())
+        & pc.field("neuron").isin(places["neuron"].unique().tolist())
+        & (pc.field("rank") < int(places["rank"].max())),
+    ).to_pandas()
+    lists = lists[kept_tokens[lists["token_id"].to_numpy()]]
+    hits = places[[*keys, "rank"]].reset_index()
+    merged = hits.merge(lists, on=keys, suffixes=("", "_above"))
+    counts = merged[merged["rank_above"] < merged["rank"]].groupby("index").size()
+    return counts.reindex(places.index, fill_value=0).to_numpy()
 
 
 def find_atlas(model: EmbeddingSpaceModel, roots: list[str | Path] | None = None) -> Atlas | None:
@@ -136,16 +219,8 @@ def filter_pairs(
     atlas_k: int | None = None,
 ) -> FilteredView:
     """Apply the filters to one head's stored pairs (rank, row_id, col_id, score), keep the best k."""
-    mask = model.vocab_mask(vocab_filter)
     rows, cols = frame["row_id"].to_numpy(np.int64), frame["col_id"].to_numpy(np.int64)
-    keep = mask[rows] & mask[cols]
-    pair_filter = pair_filter or PairFilter()
-    groups = pair_filter.same_groups(model.vocab)
-    if groups is not None:
-        keep &= groups[rows] != groups[cols]
-    near = pair_filter.near_identical(model.vocab)
-    if near is not None and keep.any():
-        keep[keep] = ~near(rows[keep], cols[keep])
+    keep = (pair_filter or PairFilter()).keep_mask(model.vocab, rows, cols, model.vocab_mask(vocab_filter))
     return _view(frame, keep, k, vocab_filter, atlas_k)
 
 

@@ -1,6 +1,6 @@
 """The live FFN side of token search: the rows of stacked FFN weights where a token ranks best, exactly.
 
-rank(row) = 1 + #{kept tokens j != token : row · e_j > row · e_token}. Screening (search_screen)
+rank(row) = 1 + #{kept tokens j != token : row · e_j > row · e_token}. Screening (`screen`)
 bounds every row's rank from below; rows are then ranked exactly, best bound first, one vocabulary
 chunk at a time, and a row stops as soon as it can no longer make the list.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from embspace.search.filtered_vocab import FilteredVocab
 from embspace.search.screen import StoredSample, query_sample, rounding_margin
 
 EXACT_BLOCK = 64  # rows per exact-rank step once the list is full
@@ -22,14 +23,14 @@ def ffn_ranks(
     row_norms: torch.Tensor,
     max_token_norm: float,
     token_vector: torch.Tensor,
-    vocab,
+    vocab: FilteredVocab,
     token: int,
     limit: int,
     stored: StoredSample,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The `limit` rows of weights [N, d_model] where `token` ranks best, exactly: (rows, ranks, scores).
 
-    vocab: the search's filtered vocabulary (kept_E [d_model, V_kept], kept_norms, column_of).
+    vocab: the search's filtered vocabulary.
     Every row gets a lower bound from `stored` (no matmul). The `limit` best-bounded rows are ranked
     exactly; then, in order of bound until it exceeds the limit-th best rank r*, blocks of rows are
     screened with the query's own sample (the token's neighbours in E) and ranked with a cap of r*.

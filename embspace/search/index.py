@@ -23,17 +23,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import torch
 
+from embspace.atlas.read import Atlas
 from embspace.errors import EmbspaceError
 from embspace.model.embedding_space import EmbeddingSpaceModel
 from embspace.search.ffn import ffn_ranks
+from embspace.search.filtered_vocab import FilteredVocab, FilteredVocabCache
 from embspace.search.screen import StoredSample
+from embspace.views import HEAD_VIEW_KINDS, SEARCH_KINDS, VIEW_KINDS, ViewSide, view_kind, view_side
 from embspace.vocab.filters import PairFilter, VocabFilter
 
-SEARCH_KINDS = ("neuron-K", "neuron-V", "vo-row", "vo-col", "qk-row", "qk-col")
+__all__ = ["SEARCH_KINDS", "QueryWord", "SearchHit", "SearchIndex", "query_tokens", "search", "sort_hits"]
+NEURON_SIDES = VIEW_KINDS["neuron"].sides  # K, V
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ class SearchIndex:
     """Every layer's FFN keys and values stacked in memory, so a search never rereads the weights.
 
     keys, values: float32 [n_layers * d_ff, d_model] (GPT-2 medium: 403 MB each; MiniLM: 14 MB each).
-    Build once per model (the dashboard caches it) and search many times.
+    Build once per model (the dashboard caches it) and search many times, from any number of threads:
+    nothing here changes after construction except the lock-protected cache of filtered vocabularies.
     """
 
     def __init__(self, model: EmbeddingSpaceModel):
@@ -105,14 +108,11 @@ class SearchIndex:
         self.row_norms = {side: torch.linalg.vector_norm(m, dim=1) for side, m in self.sides.items()}  # [N]
         self.screens = {side: StoredSample.build(m, model.E) for side, m in self.sides.items()}
         self.max_token_norm = float(torch.linalg.vector_norm(model.embedding_rows, dim=1).max())
-        self._last_vocab: tuple[VocabFilter, _Vocab] | None = None  # the filter searched last, and its columns of E
+        self.vocabularies = FilteredVocabCache(model)
 
-    def filtered_vocab(self, vocab_filter: VocabFilter | None) -> _Vocab:
-        """The kept columns of E for `vocab_filter`, reused while the filter stays the same."""
-        vocab_filter = vocab_filter or VocabFilter()
-        if self._last_vocab is None or self._last_vocab[0] != vocab_filter:
-            self._last_vocab = (vocab_filter, _filtered_vocab(self.model, vocab_filter))
-        return self._last_vocab[1]
+    def filtered_vocab(self, vocab_filter: VocabFilter | None) -> FilteredVocab:
+        """The kept columns of E for `vocab_filter`, from the index's cache (the last few filters)."""
+        return self.vocabularies.get(vocab_filter)
 
 
 def search(
@@ -123,7 +123,7 @@ def search(
     pair_filter: PairFilter | None = None,
     limit: int = 10,
     kinds: tuple[str, ...] = SEARCH_KINDS,
-    atlas=None,
+    atlas: Atlas | None = None,
     index: SearchIndex | None = None,
 ) -> list[SearchHit]:
     """Hits for every token of `words`: at most `limit` per (token, kind), best first overall."""
@@ -151,53 +151,37 @@ def sort_hits(hits: list[SearchHit]) -> list[SearchHit]:
 # Live
 
 
-@dataclass(frozen=True, eq=False)
-class _Vocab:
-    """The filtered vocabulary every live scan shares: kept token ids and their columns of E."""
-
-    allowed: np.ndarray  # int64 [V_kept], ascending
-    kept_E: torch.Tensor  # float32 [d_model, V_kept]
-    kept_norms: torch.Tensor  # float32 [V_kept]: column norms of kept_E
-    column_of: np.ndarray  # int64 [V]: column in kept_E, -1 where the filter drops the token
-
-
-def _filtered_vocab(model: EmbeddingSpaceModel, vocab_filter: VocabFilter | None) -> _Vocab:
-    mask = np.array(model.vocab_mask(vocab_filter))
-    allowed = np.flatnonzero(mask).astype(np.int64)
-    column_of = np.full(mask.shape[0], -1, dtype=np.int64)
-    column_of[allowed] = np.arange(len(allowed))
-    kept_E = model.E[:, torch.from_numpy(allowed)].contiguous()
-    return _Vocab(allowed, kept_E, torch.linalg.vector_norm(kept_E, dim=0), column_of)
-
-
 def live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index) -> list[SearchHit]:
-    vocab = index.filtered_vocab(vocab_filter) if index is not None else _filtered_vocab(model, vocab_filter)
+    vocab = index.filtered_vocab(vocab_filter) if index is not None else FilteredVocab.build(model, vocab_filter)
+    head_kinds = [kind for kind in SEARCH_KINDS if view_kind(kind).is_head and kind in kinds]
     hits: list[SearchHit] = []
     for token in token_ids:
-        for side in ("K", "V"):
-            if f"neuron-{side}" in kinds:
+        for side in NEURON_SIDES:
+            if side.name in kinds:
                 index = index or SearchIndex(model)
                 hits += ffn_hits(model, index, side, token, vocab, limit)
-        head_kinds = [kind for kind in SEARCH_KINDS if not kind.startswith("neuron") and kind in kinds]
         if head_kinds:
             hits += head_hits(model, head_kinds, token, vocab, pair_filter, limit)
     return hits
 
 
-def ffn_hits(model, index: SearchIndex, side: str, token: int, vocab: _Vocab, limit: int) -> list[SearchHit]:
+def ffn_hits(
+    model, index: SearchIndex, side: ViewSide, token: int, vocab: FilteredVocab, limit: int
+) -> list[SearchHit]:
+    """The `limit` neurons where `token` ranks best on `side` (neuron-K or neuron-V), exactly."""
     rows, ranks, scores = ffn_ranks(
-        index.sides[side],
-        index.row_norms[side],
+        index.sides[side.side],
+        index.row_norms[side.side],
         index.max_token_norm,
         model.E[:, token],
         vocab,
         token,
         limit,
-        index.screens[side],
+        index.screens[side.side],
     )
     display = model.vocab.display(token)
     return [
-        SearchHit(f"neuron-{side}", int(r) // index.d_ff, int(r) % index.d_ff, token, display, int(rank), float(score))
+        SearchHit(side.name, int(r) // index.d_ff, int(r) % index.d_ff, token, display, int(rank), float(score))
         for r, rank, score in zip(rows, ranks, scores, strict=True)
     ]
 
@@ -219,7 +203,9 @@ def _head_maps(model: EmbeddingSpaceModel, kind: str, layer: int):
     return as_row, as_col
 
 
-def head_lines(model, kind: str, side: str, layer: int, token: int, vocab: _Vocab, pair_filter: PairFilter | None):
+def head_lines(
+    model, kind: str, side: str, layer: int, token: int, vocab: FilteredVocab, pair_filter: PairFilter | None
+):
     """For every head of `layer`: the token's best partner, the pair's score, and the token's rank in
     the partner's line (column for side "row", row for side "col"). Arrays [n_heads]; partner -1 = none."""
     as_row, as_col = _head_maps(model, kind, layer)
@@ -238,7 +224,7 @@ def head_lines(model, kind: str, side: str, layer: int, token: int, vocab: _Voca
     return partners, threshold.numpy().astype(np.float32), ranks, valid
 
 
-def _best_partners(model, token, partner_scores, vocab: _Vocab, pair_filter: PairFilter | None) -> np.ndarray:
+def _best_partners(model, token, partner_scores, vocab: FilteredVocab, pair_filter: PairFilter | None) -> np.ndarray:
     """Best kept partner per head, skipping partners the pair filter drops (identical / near-identical)."""
     pair_filter = pair_filter or PairFilter()
     scores = partner_scores.clone()
@@ -260,14 +246,14 @@ def _best_partners(model, token, partner_scores, vocab: _Vocab, pair_filter: Pai
     return np.where(ok.any(axis=1), candidates[np.arange(len(candidates)), first_ok], -1)
 
 
-def head_hits(model, head_kinds: list[str], token, vocab: _Vocab, pair_filter, limit) -> list[SearchHit]:
+def head_hits(model, head_kinds: list[str], token, vocab: FilteredVocab, pair_filter, limit) -> list[SearchHit]:
     """At most `limit` hits per kind in head_kinds ("vo-row", ...); layers outermost, so each is read once."""
     found: dict[str, list[SearchHit]] = {kind: [] for kind in head_kinds}
     display = model.vocab.display
     for layer in range(model.shape.n_layers):
         for name in head_kinds:
-            kind, side = name.split("-")
-            partners, scores, ranks, valid = head_lines(model, kind, side, layer, token, vocab, pair_filter)
+            side = view_side(name)
+            partners, scores, ranks, valid = head_lines(model, side.kind, side.side, layer, token, vocab, pair_filter)
             found[name] += [
                 SearchHit(
                     name,
@@ -289,119 +275,92 @@ def head_hits(model, head_kinds: list[str], token, vocab: _Vocab, pair_filter, l
 # Atlas
 
 
-def atlas_hits(atlas, model, token_ids, vocab_filter, pair_filter, limit, kinds) -> list[SearchHit]:
+def atlas_hits(atlas: Atlas, model, token_ids, vocab_filter, pair_filter, limit, kinds) -> list[SearchHit]:
     hits: list[SearchHit] = []
-    sides = [s for s in ("K", "V") if f"neuron-{s}" in kinds]
+    sides = [side for side in NEURON_SIDES if side.name in kinds]
     if sides:
         hits += _atlas_neuron_hits(atlas, model, token_ids, vocab_filter, sides, limit)
-    for kind in ("vo", "qk"):
-        wanted = [side for side in ("row", "col") if f"{kind}-{side}" in kinds]
+    for kind in HEAD_VIEW_KINDS:
+        wanted = [side for side in VIEW_KINDS[kind].sides if side.name in kinds]
         if wanted:
             hits += _atlas_head_hits(atlas, model, kind, wanted, token_ids, vocab_filter, pair_filter, limit)
     return hits
 
 
-def _atlas_neuron_hits(atlas, model, token_ids, vocab_filter, sides, limit) -> list[SearchHit]:
+def _atlas_neuron_hits(atlas: Atlas, model, token_ids, vocab_filter, sides: list[ViewSide], limit) -> list[SearchHit]:
     """Stored neuron lists holding the token; its rank recounted among the stored tokens above it
     that the filter keeps (exact: every token scoring above a stored one is stored too)."""
-    dataset = atlas.dataset("neurons")
-    indexed = atlas.layers("tokens") == atlas.layers("neurons")  # older atlases have no tokens table
-    frame = (
-        (atlas.dataset("tokens") if indexed else dataset)
-        .to_table(
-            columns=["layer", "neuron", "vector", "rank", "token_id", "score"],
-            filter=pc.field("token_id").isin(token_ids) & pc.field("vector").isin(sides),
-        )
-        .to_pandas()
+    # The stored lists already use the default filter: another one recounts the ranks.
+    recount = (vocab_filter or VocabFilter()) != VocabFilter()
+    places = atlas.neuron_places(
+        token_ids, [side.side for side in sides], model.vocab_mask(vocab_filter) if recount else None
     )
-    if frame.empty:
-        return []
-    if (vocab_filter or VocabFilter()) != VocabFilter():  # the stored lists already use the default filter
-        frame["rank"] = 1 + _kept_above(dataset, frame, model.vocab_mask(vocab_filter))
     hits = []
-    for (token, vector), group in frame.groupby(["token_id", "vector"], sort=False):
-        best = group.sort_values(["rank", "score", "layer", "neuron"], ascending=[True, False, True, True]).head(limit)
-        hits += [
-            SearchHit(
-                f"neuron-{vector}",
-                int(r.layer),
-                int(r.neuron),
-                int(token),
-                model.vocab.display(int(token)),
-                int(r.rank),
-                float(r.score),
-                source="atlas",
-            )
-            for r in best.itertuples()
-        ]
-    return hits
-
-
-def _kept_above(dataset: ds.Dataset, frame, mask: np.ndarray) -> np.ndarray:
-    """For each hit (layer, neuron, vector, rank): the stored tokens ranked above it that `mask` keeps."""
-    keys = ["layer", "neuron", "vector"]
-    lists = dataset.to_table(
-        columns=[*keys, "rank", "token_id"],
-        filter=pc.field("layer").isin(frame["layer"].unique().tolist())
-        & pc.field("neuron").isin(frame["neuron"].unique().tolist())
-        & (pc.field("rank") < int(frame["rank"].max())),
-    ).to_pandas()
-    lists = lists[mask[lists["token_id"].to_numpy()]]
-    hits = frame[[*keys, "rank"]].reset_index()
-    merged = hits.merge(lists, on=keys, suffixes=("", "_above"))
-    counts = merged[merged["rank_above"] < merged["rank"]].groupby("index").size()
-    return counts.reindex(frame.index, fill_value=0).to_numpy()
-
-
-def _atlas_head_hits(atlas, model, kind, sides, token_ids, vocab_filter, pair_filter, limit) -> list[SearchHit]:
-    """The token's best stored pair per head (as row / column), ranked among the head's stored pairs
-    that pass the filters."""
-    pairs = (
-        atlas.dataset("pairs")
-        .to_table(
-            columns=["layer", "head", "rank", "row_id", "col_id", "score"],
-            filter=(pc.field("kind") == kind) & (pc.field("sign") == "+"),
-        )
-        .to_pandas()
-    )
-    if (vocab_filter or VocabFilter()) != VocabFilter() or (pair_filter or PairFilter()) != PairFilter():
-        pairs = _passing_pairs(pairs, model, vocab_filter, pair_filter)
-    pairs = pairs.sort_values(["layer", "head", "rank"], ignore_index=True)
-    pairs["rank"] = pairs.groupby(["layer", "head"]).cumcount() + 1
-    hits = []
-    display = model.vocab.display
-    for side in sides:
-        own, other = ("row_id", "col_id") if side == "row" else ("col_id", "row_id")
-        for token in token_ids:
-            mine = pairs[pairs[own] == token].groupby(["layer", "head"], sort=False).head(1)  # best pair per head
-            best = mine.sort_values(["rank", "score"], ascending=[True, False]).head(limit)
+    for token in np.unique(places.token_id):
+        for side in sides:
+            mine = np.flatnonzero((places.token_id == token) & (places.vector == side.side))
+            order = np.lexsort((places.neuron[mine], places.layer[mine], -places.score[mine], places.rank[mine]))
             hits += [
                 SearchHit(
-                    f"{kind}-{side}",
-                    int(r.layer),
-                    int(r.head),
+                    side.name,
+                    int(places.layer[i]),
+                    int(places.neuron[i]),
                     int(token),
-                    display(int(token)),
-                    int(r.rank),
-                    float(r.score),
-                    int(getattr(r, other)),
-                    display(int(getattr(r, other))),
-                    "atlas",
+                    model.vocab.display(int(token)),
+                    int(places.rank[i]),
+                    float(places.score[i]),
+                    source="atlas",
                 )
-                for r in best.itertuples()
+                for i in mine[order[:limit]]
             ]
     return hits
 
 
-def _passing_pairs(pairs, model, vocab_filter, pair_filter):
-    mask = model.vocab_mask(vocab_filter)
-    rows, cols = pairs["row_id"].to_numpy(np.int64), pairs["col_id"].to_numpy(np.int64)
-    keep = mask[rows] & mask[cols]
-    pair_filter = pair_filter or PairFilter()
-    groups = pair_filter.same_groups(model.vocab)
-    if groups is not None:
-        keep &= groups[rows] != groups[cols]
-    near = pair_filter.near_identical(model.vocab)
-    if near is not None and keep.any():
-        keep[keep] = ~near(rows[keep], cols[keep])
-    return pairs[keep]
+def _atlas_head_hits(
+    atlas: Atlas, model, kind: str, sides: list[ViewSide], token_ids, vocab_filter, pair_filter, limit
+) -> list[SearchHit]:
+    """The token's best stored pair per head (as row / column), ranked among the head's stored pairs
+    that pass the filters."""
+    pairs = atlas.all_head_pairs(kind)
+    order = np.arange(len(pairs.rank))
+    if (vocab_filter or VocabFilter()) != VocabFilter() or (pair_filter or PairFilter()) != PairFilter():
+        kept_tokens = model.vocab_mask(vocab_filter)
+        order = np.flatnonzero(
+            (pair_filter or PairFilter()).keep_mask(model.vocab, pairs.row_id, pairs.col_id, kept_tokens)
+        )
+    order = order[np.lexsort((pairs.rank[order], pairs.head[order], pairs.layer[order]))]  # head by head, best first
+    layer, head, score = pairs.layer[order], pairs.head[order], pairs.score[order]
+    rows, cols = pairs.row_id[order], pairs.col_id[order]
+    positions = np.arange(len(order))
+    rank = 1 + positions - np.maximum.accumulate(np.where(_head_starts(layer, head), positions, 0))  # 1.. per head
+    hits = []
+    display = model.vocab.display
+    for side in sides:
+        own, other = (rows, cols) if side.side == "row" else (cols, rows)
+        for token in token_ids:
+            mine = np.flatnonzero(own == token)
+            mine = mine[_head_starts(layer[mine], head[mine])]  # the token's best pair in each head
+            best = mine[np.lexsort((-score[mine], rank[mine]))[:limit]]
+            hits += [
+                SearchHit(
+                    side.name,
+                    int(layer[i]),
+                    int(head[i]),
+                    int(token),
+                    display(int(token)),
+                    int(rank[i]),
+                    float(score[i]),
+                    int(other[i]),
+                    display(int(other[i])),
+                    "atlas",
+                )
+                for i in best
+            ]
+    return hits
+
+
+def _head_starts(layer: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """bool [n]: entry i is the first of its head, in entries sorted by (layer, head)."""
+    starts = np.ones(len(layer), dtype=bool)
+    starts[1:] = (layer[1:] != layer[:-1]) | (head[1:] != head[:-1])
+    return starts

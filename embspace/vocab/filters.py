@@ -181,6 +181,22 @@ class PairFilter:
 
         return predicate
 
+    def keep_mask(
+        self, vocab: Vocabulary, rows: np.ndarray, cols: np.ndarray, kept_tokens: np.ndarray | None = None
+    ) -> np.ndarray:
+        """bool [n]: pair i = (rows[i], cols[i]) (token ids, int [n]) is shown: both tokens are kept by
+        `kept_tokens` (bool [V], a VocabFilter's mask; None keeps every token) and this filter does not drop it."""
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        keep = np.ones(rows.shape, dtype=bool) if kept_tokens is None else kept_tokens[rows] & kept_tokens[cols]
+        groups = self.same_groups(vocab)
+        if groups is not None:
+            keep &= groups[rows] != groups[cols]
+        near = self.near_identical(vocab)
+        if near is not None and keep.any():
+            keep[keep] = ~near(rows[keep], cols[keep])
+        return keep
+
     def describe(self) -> dict:
         """Plain JSON-serialisable spec (exports, cache keys); settings that do nothing are left out."""
         spec: dict = {"exclude_same": self.exclude_same or self.exclude_fuzzy, "exclude_fuzzy": self.exclude_fuzzy}
