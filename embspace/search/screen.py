@@ -19,19 +19,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from embspace.compute.numeric import FLOAT32_UNIT_ROUNDOFF
 from embspace.runtime import scan_workers
 
 STORED_SAMPLE_TOKENS = 2048  # tokens every row is scored against once, when the index is built
 STORED_TOP = 64  # of which each row keeps its best: bounds ranks up to 1 + 64
 NEIGHBOUR_TOKENS = 512  # per query: the token's nearest neighbours in E ...
 STRIDED_TOKENS = 2048  # ... and an evenly strided sample
-_U32 = 2.0**-24  # float32 unit roundoff
 _BUILD_ROWS = 2048  # rows per matmul while building
 
 
 def rounding_margin(d_model: int, row_norms: torch.Tensor, max_token_norm: float) -> torch.Tensor:
     """Bound on |computed - exact| of two float32 dot products row · e (any summation order): [N]."""
-    return 2 * (d_model + 2) * _U32 * row_norms * max_token_norm
+    return 2 * (d_model + 2) * FLOAT32_UNIT_ROUNDOFF * row_norms * max_token_norm
 
 
 def strided_ids(n: int, size: int, offset: float = 0.0) -> np.ndarray:
