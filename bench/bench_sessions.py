@@ -30,7 +30,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from browser import CHROMIUM_ARGS, LOAD_MS, _healthy, _stop, chromium_path, free_port  # noqa: E402
+from browser import CHROMIUM_ARGS, LOAD_MS, chromium_path, free_port, server_healthy, stop_server  # noqa: E402
 
 READY = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
 
@@ -46,9 +46,9 @@ def start_server(compute_log: Path) -> tuple[subprocess.Popen, str]:
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    while not _healthy(url):
+    while not server_healthy(url):
         if time.monotonic() > deadline or process.poll() is not None:
-            _stop(process)
+            stop_server(process)
             raise SystemExit("the server did not start")
         time.sleep(0.5)
     return process, url
@@ -140,7 +140,7 @@ def main() -> None:
         result = asyncio.run(measure(url, args.sessions, log, process.pid, args.query))
     finally:
         sampler.running = False
-        _stop(process)
+        stop_server(process)
     n = args.sessions
     print("| measurement | value | target |\n|---|---|---|")
     print(f"| 1 session, uncached W_VO head page drawn | {result['alone']:.1f} s | |")

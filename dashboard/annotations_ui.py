@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from embspace import EmbeddingSpaceModel
 from embspace.annotations import (
     MAX_LABEL_CHARS,
     Annotation,
@@ -20,7 +21,6 @@ from embspace.annotations import (
     open_store,
 )
 from embspace.errors import EmbspaceError
-from embspace.model.embedding_space import EmbeddingSpaceModel
 
 AUTHOR_KEY = "display_name"
 

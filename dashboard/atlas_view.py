@@ -19,8 +19,7 @@ from dashboard import urlstate
 from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation, operator_settings
 from dashboard.state import ViewSettings
 from embspace import EmbeddingSpaceModel
-from embspace.atlas import DEFAULT_K, Atlas, build_atlas, filter_pairs, filter_tokens, find_atlas
-from embspace.atlas.read import APP_ATLASES  # not (yet) on the embspace.atlas face
+from embspace.atlas import APP_ATLASES, DEFAULT_K, Atlas, build_atlas, filter_pairs, filter_tokens, find_atlas
 from embspace.hosting import HostingPolicy
 from embspace.settings import atlas_dir
 

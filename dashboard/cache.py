@@ -23,8 +23,10 @@ import torch
 
 from dashboard.state import ModelChoice, ViewSettings, model_key
 from embspace import EmbeddingSpaceModel, PairTable, copying_scores, head_top_pairs, neuron_top_tokens
-from embspace.compute.projections import copying_score, embedding_gram  # not (yet) on the embspace.compute face
-from embspace.compute.tsne import scatter_frame, tsne_coordinates  # not (yet) on the embspace.compute face
+from embspace.compute import copying_score, embedding_gram
+
+# Not on the compute face: t-SNE loads scikit-learn (about 1.3 s), which every CLI command would then pay.
+from embspace.compute.tsne import scatter_frame, tsne_coordinates
 from embspace.hosting import HostingPolicy
 from embspace.settings import SettingReader, compute_log
 from embspace.vocab import corpus_token_ids, count_corpus_tokens, iter_corpus_texts

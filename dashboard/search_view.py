@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard.atlas_view import model_atlas
 from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation
 from dashboard.state import ViewSettings, model_key
-from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace import EmbeddingSpaceModel
 from embspace.search import SearchIndex, query_tokens, search
 from embspace.views import view_kind, view_side
 

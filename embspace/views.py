@@ -44,11 +44,11 @@ class ViewKind:
     def is_head(self) -> bool:
         return self.unit == "head"
 
-    def params(self, layer: int, index: int, **extra: str | int) -> dict[str, str | int]:
+    def params(self, layer: int, index: int, /, **extra: str | int) -> dict[str, str | int]:
         """The query parameters that open this view on (layer, index), plus `extra` (sidebar settings, token)."""
         return {**extra, LAYER_PARAM: int(layer), self.unit: int(index)}
 
-    def address(self, layer: int, index: int, **extra: str | int) -> str:
+    def address(self, layer: int, index: int, /, **extra: str | int) -> str:
         """The view's address inside the app, e.g. "/vo?layer=5&head=7"."""
         return f"/{self.page}?" + urlencode(self.params(layer, index, **extra))
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import atlas_view, page_list, sidebar, state
 from embspace import DISPLAY_CONVENTION
-from embspace.atlas.manifest import describe
+from embspace.atlas import describe
 
 model = state.current().model
 

@@ -3,8 +3,7 @@
 import streamlit as st
 
 from dashboard import annotations_ui, atlas_view, render, search_view, state, urlstate
-from embspace.annotations.store import model_identity
-from embspace.vocab.tokens import DISPLAY_CONVENTION
+from embspace import DISPLAY_CONVENTION
 
 DEFAULT_LIMIT = 10
 
@@ -54,7 +53,7 @@ shared = {k: v for k, v in urlstate.current_params().items() if k not in ("q", "
 st.subheader("Best hit in each place")
 search_view.best_links(frame, shared)
 st.subheader("All hits")
-labels = {(a.kind, a.layer, a.index): a.label for a in annotations_ui.store().list(*model_identity(model.info))}
+labels = {(a.kind, a.layer, a.index): a.label for a in annotations_ui.model_annotations(model)}
 shown = search_view.results_table(frame, shared, labels)
 st.dataframe(
     shown,

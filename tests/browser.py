@@ -82,7 +82,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _healthy(url: str) -> bool:
+def server_healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
             return response.status == 200 and response.read().strip() == b"ok"
@@ -90,7 +90,7 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_server(process: subprocess.Popen) -> None:
     """End the server's whole process group: SIGTERM, then SIGKILL if it lingers."""
     if process.poll() is not None:
         return
@@ -147,14 +147,14 @@ def streamlit_server(work_dir: Path, extra_env: dict[str, str] | None = None) ->
             )
         try:
             deadline = time.monotonic() + SERVER_START_S
-            while process.poll() is None and time.monotonic() < deadline and not _healthy(url):
+            while process.poll() is None and time.monotonic() < deadline and not server_healthy(url):
                 time.sleep(0.5)
-            if process.poll() is None and _healthy(url):
+            if process.poll() is None and server_healthy(url):
                 yield url
                 return
             exited_early = process.poll() is not None
         finally:
-            _stop(process)
+            stop_server(process)
         if not exited_early:
             break
     pytest.fail(f"`streamlit run app.py` did not become healthy at {url}:\n{_log_tail(log)}", pytrace=False)

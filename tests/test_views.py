@@ -50,3 +50,9 @@ def test_every_kind_has_its_sides_in_order():
     assert [side.side for side in VIEW_KINDS["neuron"].sides] == ["K", "V"]
     assert all([side.side for side in VIEW_KINDS[name].sides] == ["row", "col"] for name in HEAD_VIEW_KINDS)
     assert all(side.kind == kind.name for kind in VIEW_KINDS.values() for side in kind.sides)
+
+
+def test_the_views_own_layer_and_unit_win_over_shared_settings():
+    """Shared sidebar settings may still carry the previous view's layer: the address names this view's."""
+    shared = {"layer": "0", "head": "1", "k": "10"}
+    assert VIEW_KINDS["vo"].params(4, 2, **shared) == {"layer": 4, "head": 2, "k": "10"}

@@ -32,7 +32,6 @@ from embspace.annotations.records import (
     ShapeLike,
     check_key,
     check_text,
-    model_identity,  # noqa: F401 (pages/search.py imports it from here, for now)
     utc_now,
 )
 from embspace.settings import ANNOTATIONS_ENV, AnnotationSettings
