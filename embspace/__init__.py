@@ -2,10 +2,9 @@
 
 The public API, the one the dashboard and notebooks use. Computation only: no UI imports here.
 
-    import embspace
-    model = embspace.open_model(embspace.DEFAULT_MODEL)
-    tables = embspace.neuron_top_tokens(model, layer=3, neuron=17, k=10)   # {"K": TokenScores, "V": ...}
-    pairs = embspace.head_top_pairs(model, "vo", layer=5, head=7, k=20)    # PairTable, best first
+    >>> model = embspace.open_model(embspace.DEFAULT_MODEL)
+    >>> tables = embspace.neuron_top_tokens(model, layer=3, neuron=17, k=10)  # {"K": TokenScores, "V": ...}
+    >>> pairs = embspace.head_top_pairs(model, "vo", layer=5, head=7, k=20)  # PairTable, best first
 
 The packages behind it, each with its own face: `embspace.model` (opening), `embspace.vocab` (tokens,
 filters, corpora), `embspace.compute` (the maths), `embspace.atlas`, `embspace.search`,

@@ -9,18 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 import torch
 
 from embspace.compute.vocab_matmul import vocab_factors
 from embspace.errors import EmbspaceError
+from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace.model.layout import LayerWeights
 from embspace.views import HEAD_VIEW_KINDS, VIEW_KINDS, ViewKind
 
-if TYPE_CHECKING:  # only for annotations: model.py must not depend on this module
-    from embspace.model.embedding_space import EmbeddingSpaceModel, LayerWeights
-
-Factors = Callable[["EmbeddingSpaceModel", "LayerWeights", int], tuple[torch.Tensor, torch.Tensor]]
+Factors = Callable[[EmbeddingSpaceModel, LayerWeights, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _vo_factors(model: EmbeddingSpaceModel, weights: LayerWeights, head: int) -> tuple[torch.Tensor, torch.Tensor]:
