@@ -16,7 +16,7 @@ from typing import IO
 from embspace.compute.heads import HeadKind, head_kind
 from embspace.compute.projections import head_top_pairs
 from embspace.errors import Busy, EmbspaceError
-from embspace.files import locked
+from embspace.files import flock
 from embspace.model.embedding_space import EmbeddingSpaceModel, check_k
 from embspace.runtime import scan_workers, scan_workers_at_most
 from embspace.vocab.filters import PairFilter, VocabFilter
@@ -182,12 +182,11 @@ def locked_output(path: Path) -> Iterator[IO[str]]:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise EmbspaceError(f"{path} is not a regular file: give the path of a regular .jsonl file to export to.")
         os.set_blocking(fd, True)
-        with contextlib.ExitStack() as held:
-            try:  # an flock on the output file itself, through a second open of the file just checked
-                held.enter_context(locked(path, wait=False))
-            except BlockingIOError:
-                raise Busy(
-                    f"another export is writing to {path} right now; wait for it to finish (a rerun then "
-                    "skips the heads it wrote), or export to another file."
-                ) from None
-            yield handle
+        try:  # on the descriptor just checked: a second open by path could meet a FIFO swapped in since
+            flock(fd, wait=False)
+        except BlockingIOError:
+            raise Busy(
+                f"another export is writing to {path} right now; wait for it to finish (a rerun then "
+                "skips the heads it wrote), or export to another file."
+            ) from None
+        yield handle

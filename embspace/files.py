@@ -51,6 +51,12 @@ def write_json_atomic(path: Path, payload: object, *, indent: int | None = 1) ->
     write_text_atomic(path, json.dumps(payload, ensure_ascii=False, indent=indent) + "\n")
 
 
+def flock(fd: int, *, shared: bool = False, wait: bool = True) -> None:
+    """Take an flock on the open file `fd` (released when it is closed); BlockingIOError if `wait` is False
+    and another holder has it."""
+    fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
+
+
 @contextlib.contextmanager
 def locked(path: Path, *, shared: bool = False, wait: bool = True) -> Iterator[IO[str]]:
     """Hold an flock on `path` (created if missing) for the `with` block; yields the open lock file.
@@ -60,7 +66,6 @@ def locked(path: Path, *, shared: bool = False, wait: bool = True) -> Iterator[I
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    operation = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
     with path.open("a") as handle:
-        fcntl.flock(handle.fileno(), operation)
+        flock(handle.fileno(), shared=shared, wait=wait)
         yield handle

@@ -277,3 +277,12 @@ def test_an_atlas_without_the_tokens_table_gets_it_without_a_rescan(gpt2_atlas, 
     assert build_atlas(model, older, k=12, progress=False).built == 0
     assert read_all(older) == read_all(out)
     assert search(model, ["kot", "the"], limit=50, kinds=kinds, atlas=Atlas.open(older)) == before
+
+
+def test_a_build_killed_before_its_manifest_leaves_only_a_lock_and_a_rerun_builds(tiny_model, tmp_path):
+    """The lock file of a killed build does not make its directory 'not empty' (it did for the lock step)."""
+    out = tmp_path / "atlas"
+    out.mkdir()
+    (out / ".lock").write_text("")
+    summary = build_atlas(open_model(str(tiny_model("gpt2"))), out, k=12, progress=False)
+    assert summary.built == summary.units > 0

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from embspace.files import locked, write_atomic, write_json_atomic, write_text_atomic
+from embspace.files import flock, locked, write_atomic, write_json_atomic, write_text_atomic
 
 
 def test_atomic_writes_replace_the_file_and_leave_no_temporary(tmp_path):
@@ -43,4 +43,13 @@ def test_shared_locks_coexist_but_exclude_a_writer(tmp_path):
     lock = tmp_path / ".lock"
     with locked(lock, shared=True), locked(lock, shared=True, wait=False):
         with pytest.raises(BlockingIOError), locked(lock, wait=False):
+            pass
+
+
+def test_flock_on_an_open_descriptor_excludes_a_path_lock(tmp_path):
+    """export locks the descriptor it checked (no second open by path); a path lock then waits for it."""
+    path = tmp_path / "out.jsonl"
+    with open(path, "a") as handle:
+        flock(handle.fileno(), wait=False)
+        with pytest.raises(BlockingIOError), locked(path, wait=False):
             pass

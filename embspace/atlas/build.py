@@ -25,7 +25,7 @@ from embspace.atlas.units import UNIT_KINDS, Unit, Workspace, compute_unit, toke
 from embspace.atlas.write import write_unit
 from embspace.compute.devices import resolve_device
 from embspace.errors import Busy, EmbspaceError
-from embspace.files import locked, write_json_atomic
+from embspace.files import TEMPORARY_SUFFIX, locked, write_json_atomic
 from embspace.model.embedding_space import EmbeddingSpaceModel, check_k
 
 DEFAULT_K = 200
@@ -118,10 +118,15 @@ def prepare_directory(directory: Path, manifest: dict) -> None:
     if (directory / MANIFEST).exists():
         check_same_atlas(read_manifest(directory), manifest, directory)
         return
-    if directory.exists() and any(p.name != LOCK_FILE for p in directory.iterdir()):
+    if holds_other_files(directory):
         raise AtlasError(f"{directory} is not empty and holds no atlas ({MANIFEST} missing); choose another --out.")
     directory.mkdir(parents=True, exist_ok=True)
     write_json_atomic(directory / MANIFEST, manifest)
+
+
+def holds_other_files(directory: Path) -> bool:
+    """Whether `directory` exists and holds anything but a build's lock file (a killed build leaves one)."""
+    return directory.is_dir() and any(p.name != LOCK_FILE for p in directory.iterdir())
 
 
 @contextlib.contextmanager
@@ -129,7 +134,7 @@ def locked_atlas(directory: Path) -> Iterator[None]:
     """An exclusive lock on `directory` for the whole build; Busy when another build holds it."""
     if directory.exists() and not directory.is_dir():
         raise AtlasError(f"{directory} is a file: give a directory for the atlas.")
-    if directory.is_dir() and not (directory / MANIFEST).exists() and any(directory.iterdir()):
+    if not (directory / MANIFEST).exists() and holds_other_files(directory):
         raise AtlasError(f"{directory} is not empty and holds no atlas ({MANIFEST} missing); choose another --out.")
     directory.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as held:
@@ -171,7 +176,7 @@ def partition_ok(path: Path, rows: int, schema: pa.Schema) -> bool:
 
 def remove_stale_temporaries(directory: Path) -> None:
     """Temporary files of a killed build (we hold the lock, so no live build owns them)."""
-    for stale in directory.glob("*/**/.*.tmp"):
+    for stale in directory.glob(f"**/.*{TEMPORARY_SUFFIX}"):
         stale.unlink(missing_ok=True)
 
 
