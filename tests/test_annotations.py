@@ -370,11 +370,13 @@ def test_an_annotation_for_a_key_carries_the_keys_view():
 
 def test_the_kinds_are_the_view_registrys():
     """Every view kind of embspace.views can be annotated and the database accepts exactly those."""
-    for kind in VIEW_KIND_NAMES:
-        described = key(kind, 1, 3).describe()
-        view = VIEW_KINDS[kind]
-        assert described == (f"{view.title} head 3 of layer 1" if view.is_head else "neuron 3 of layer 1")
-        assert key(kind).view is view
+    described = {kind: key(kind, 1, 3).describe() for kind in VIEW_KIND_NAMES}
+    assert described == {
+        "neuron": "neuron 3 of layer 1",
+        "vo": "W_VO head 3 of layer 1",
+        "qk": "W_QK head 3 of layer 1",
+    }
+    assert all(key(kind).view is VIEW_KINDS[kind] for kind in VIEW_KIND_NAMES)
     assert "CHECK (kind IN ('neuron', 'vo', 'qk'))" in SCHEMA_SQL
 
 

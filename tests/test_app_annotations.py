@@ -10,7 +10,6 @@ from app_harness import app_fixture, assert_clean, fresh_server_fixture, traces 
 from embspace.annotations import AnnotationKey, AnnotationStore, apply_import, parse_document, plan_import
 from embspace.model.embedding_space import open_model
 from embspace.model.sources import DEFAULT_MODEL
-from embspace.views import VIEW_KINDS
 
 
 @pytest.fixture(name="data_dir", autouse=True)
@@ -40,7 +39,7 @@ def test_a_saved_label_shows_on_the_view_and_the_list_page(app, data_dir):
     table = listing.dataframe[0].value
     assert list(table["label"]) == ["copies names"] and table["open"].iloc[0].startswith("/vo?")
     assert "layer=2" in table["open"].iloc[0] and "head=5" in table["open"].iloc[0]
-    assert table["open"].iloc[0] == VIEW_KINDS["vo"].address(2, 5)  # the registry's address, no setting changed
+    assert table["open"].iloc[0] == "/vo?layer=2&head=5"  # the view's address, no setting changed
 
 
 def test_a_stale_save_shows_both_texts_and_saves_nothing(app, data_dir):

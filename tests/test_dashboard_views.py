@@ -3,6 +3,7 @@ the page list and the pickers' units."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -92,9 +93,11 @@ def test_model_card_of_an_input_output_reading(tiny_model):
 
 
 def test_each_view_kind_has_its_page_at_the_registrys_address():
-    for kind in VIEW_KINDS.values():
-        page = page_list.view_page(kind)
-        assert page.url_path == kind.page and page.script == f"pages/{kind.page}.py"
+    root = Path(__file__).resolve().parents[1]
+    scripts = {name: page_list.view_page(kind).script for name, kind in VIEW_KINDS.items()}
+    assert scripts == {"neuron": "pages/neurons.py", "vo": "pages/vo.py", "qk": "pages/qk.py"}
+    assert all((root / script).is_file() for script in scripts.values())
+    assert [page_list.view_page(kind).url_path for kind in VIEW_KINDS.values()] == ["neurons", "vo", "qk"]
     assert page_list.view_page(VIEW_KINDS["vo"]).title == "Heads: W_VO"
     assert len({page.url_path for page in page_list.PAGES}) == len(page_list.PAGES)
     assert page_list.START not in page_list.linked_pages() and page_list.PAGES[0] is page_list.START
@@ -109,4 +112,3 @@ def test_a_views_unit_count_is_its_layers_heads_or_neurons(tiny_model):
     model = open_model(str(tiny_model("llama")))
     assert pickers.unit_count(model, VIEW_KINDS["neuron"]) == model.shape.d_ff
     assert pickers.unit_count(model, VIEW_KINDS["qk"]) == model.shape.n_heads != model.shape.d_ff
-    assert pickers.LAYER_KEY == "layer"
