@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from embspace import ALPHABETS, DEFAULT_MODEL, EmbeddingSpaceModel, EmbspaceError, PairFilter, VocabFilter
-from embspace.hosting import HostingPolicy
 from embspace.model import EMBEDDING_CHOICES, MAX_K, MODEL_PRESETS
 from embspace.model import check_k as check_k_range
+from embspace.settings import SettingReader, allowed_models
 from embspace.vocab import corpus_token_ids, count_corpus_tokens, iter_corpus_texts, token_list_ids
 
 MODEL_HELP = f"hub id or local directory (default: {DEFAULT_MODEL}, bundled)"
@@ -60,7 +60,7 @@ def model_source(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
 def known_presets() -> tuple[str, ...]:
     """Model names the CLI recognises without a directory: the presets and the operator's hosted list."""
     try:
-        allowed = HostingPolicy.from_env().allowed_models
+        allowed = allowed_models(SettingReader.of())
     except (EmbspaceError, ValueError):  # a bad hosting setting is not this command's business
         allowed = ()
     return (*MODEL_PRESETS, *allowed)

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from embspace.compute.heads import HEAD_KINDS, HeadKind, head_kind
+from embspace.compute.heads import HeadKind, head_kind
 from embspace.compute.topk import top_pairs
 from embspace.model.embedding_space import EmbeddingSpaceModel, check_index
 from embspace.vocab.filters import PairFilter, VocabFilter
-
-__all__ = ["HEAD_KINDS", "HeadKind", "NEURON_VECTOR_NAMES", "head_kind", "neuron_vector_names"]
 
 # Display order of a neuron's vectors; gated MLPs add "U", "-U" (see neuron_vector_names).
 NEURON_VECTOR_NAMES = ("K", "V", "-K", "-V")
