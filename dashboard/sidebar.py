@@ -136,7 +136,8 @@ def view_settings(model: EmbeddingSpaceModel) -> ViewSettings:
     )
     token_rules = token_rule_widgets()
     pair_filter = pair_filter_widgets()
-    vocab_filter = VocabFilter(**token_rules, allowed_ids=corpus_filter(model))
+    corpus_ids = corpus_filter(model)
+    vocab_filter = VocabFilter(**token_rules, allowed_ids=corpus_ids)
     kept = int(model.vocab_mask(vocab_filter).sum())
     sidebar.metric("Tokens kept by the filters", f"{kept:,} of {model.shape.vocab_size:,}")
     if kept == 0:
@@ -144,7 +145,9 @@ def view_settings(model: EmbeddingSpaceModel) -> ViewSettings:
     sidebar.caption(
         "Every setting above, except a corpus upload, is in the page address: copy the URL to share this view."
     )
-    return ViewSettings(model, int(k), vocab_filter, pair_filter, negative)
+    upload: CorpusUpload | None = st.session_state.get(_CORPUS)
+    corpus_name = upload.name if corpus_ids is not None and upload is not None else None
+    return ViewSettings(model, int(k), vocab_filter, pair_filter, negative, corpus_name)
 
 
 def address_checkboxes(boxes: dict[str, tuple[str, str | None]]) -> dict[str, bool]:

@@ -46,6 +46,7 @@ class ViewSettings:
     vocab_filter: VocabFilter
     pair_filter: PairFilter
     negative: bool  # most negative instead of most positive
+    corpus_name: str | None = None  # the corpus filter's file name (shown, not part of the cache key)
 
     @cached_property
     def filter_spec(self) -> str:
