@@ -18,9 +18,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from dashboard.pickers import ScatterOptions
+from dashboard.scatter_plot import pair_tokens, scatter_figure
 from dashboard.state import ModelChoice, ViewSettings, model_key
 from embspace import EmbeddingSpaceModel, PairTable, copying_scores, head_top_pairs, neuron_top_tokens
 from embspace.compute import copying_score, embedding_gram
@@ -28,10 +31,11 @@ from embspace.compute import copying_score, embedding_gram
 # Not on the compute face: t-SNE loads scikit-learn (about 1.3 s), which every CLI command would then pay.
 from embspace.compute.tsne import scatter_frame, tsne_coordinates
 from embspace.hosting import HostingPolicy
-from embspace.settings import SettingReader, compute_log
+from embspace.settings import SettingReader, compute_log, snapshot
 from embspace.vocab import corpus_token_ids, count_corpus_tokens, iter_corpus_texts
 
 RESULT_ENTRIES = 512  # results are small (k rows); bounded anyway for a long-running server
+FIGURE_ENTRIES = 128  # built figures (~15 kB of points each), shared by every session that shows one
 PROGRESS_STEPS = 50  # at most this many progress-bar updates per job (each is replayed on a hit)
 
 
@@ -44,8 +48,15 @@ class CorpusUpload:
     digest: str  # sha256 of data: the upload's cache key
 
 
+def frame_key(frame: pd.DataFrame) -> tuple:
+    """A small result frame's cache key, its columns' values as tuples: Streamlit's own DataFrame hash costs
+    a view several times more for the figure caches' 60-row frames."""
+    return tuple((name, tuple(frame[name].tolist())) for name in frame.columns)
+
+
 HASH_FUNCS = {
     EmbeddingSpaceModel: model_key,
+    pd.DataFrame: frame_key,
     ViewSettings: ViewSettings.cache_key,
     CorpusUpload: lambda upload: upload.digest,
 }
@@ -67,9 +78,29 @@ def _progress_bar(text: str) -> tuple[st.delta_generator.DeltaGenerator, Callabl
     return bar, update
 
 
+def secrets_now() -> dict:
+    """`.streamlit/secrets.toml` as it stands, read once ({} without one): st.secrets looks for its
+    files again on every access while there is none, and a run reads a dozen settings."""
+    try:
+        return dict(st.secrets)
+    except Exception:  # st.secrets raises when there is no secrets.toml at all
+        return {}
+
+
 def operator_settings() -> SettingReader:
     """The operator's settings: the environment first, then `.streamlit/secrets.toml`."""
-    return SettingReader.of(os.environ, st.secrets)
+    return SettingReader.of(os.environ, secrets_now())
+
+
+def hosting_policy() -> HostingPolicy:
+    """The operator's hosting policy, parsed once per change of the settings it reads (not once per run)."""
+    reader = operator_settings()
+    return _hosting_policy(snapshot(reader), reader)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False, hash_funcs={SettingReader: lambda reader: None})
+def _hosting_policy(key: tuple, reader: SettingReader) -> HostingPolicy:
+    return HostingPolicy.from_env(reader.environ, reader.secrets)
 
 
 def note_computation(name: str, *key) -> None:
@@ -213,3 +244,27 @@ def tsne_frame(
     vectors = model.embedding_rows[torch.as_tensor(token_ids, dtype=torch.long)]
     coords = tsne_coordinates(vectors, dims=dims, normalize=normalize)
     return scatter_frame(token_ids, labels, scores, coords, groups=groups)
+
+
+@st.cache_resource(max_entries=FIGURE_ENTRIES, show_spinner=False, hash_funcs=HASH_FUNCS)
+def tokens_scatter(model: EmbeddingSpaceModel, tokens: pd.DataFrame, options: ScatterOptions, title: str) -> go.Figure:
+    """The t-SNE scatter figure of `tokens` (token_id, token, score, and optionally group), built once per
+    process: building a plotly figure costs a view more server time than everything else once results
+    are cached. Shared read-only (st.plotly_chart serialises a copy)."""
+    groups = tuple(tokens["group"]) if "group" in tokens else None
+    frame = tsne_frame(
+        model,
+        tuple(int(i) for i in tokens["token_id"]),
+        tuple(tokens["token"]),
+        tuple(float(s) for s in tokens["score"]),
+        groups,
+        options.dims,
+        options.normalize,
+    )
+    return scatter_figure(frame, dims=options.dims, show_labels=options.labels, title=title)
+
+
+@st.cache_resource(max_entries=FIGURE_ENTRIES, show_spinner=False, hash_funcs=HASH_FUNCS)
+def pairs_scatter(model: EmbeddingSpaceModel, pairs: pd.DataFrame, options: ScatterOptions, title: str) -> go.Figure:
+    """The t-SNE scatter figure of the row and column tokens of `pairs` (like head_pairs' frame), built once."""
+    return tokens_scatter(model, pair_tokens(pairs), options, title)

@@ -160,31 +160,10 @@ def pairs_scatter(settings: ViewSettings, pairs: pd.DataFrame, plot: ScatterOpti
         st.info("No pair passes the filters.")
         return
     top = pairs.head(plot.points)
-    tokens = pair_tokens(top)
-    frame = cache.tsne_frame(
-        settings.model,
-        tuple(tokens["token_id"]),
-        tuple(tokens["token"]),
-        tuple(tokens["score"]),
-        tuple(tokens["group"]),
-        plot.dims,
-        plot.normalize,
-    )
-    render.scatter(frame, plot, f"{where}: the tokens of its {len(top)} best pairs", f"{stem}-tsne")
+    title = f"{where}: the tokens of its {len(top)} best pairs"
+    render.figure(cache.pairs_scatter(settings.model, top, plot, title), f"{stem}-tsne", key="tsne")
     st.caption(
         "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model "
         "embeds alike. Markers tell row tokens from column tokens; colour is the best score of a "
         "pair the token is in."
     )
-
-
-def pair_tokens(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Distinct row tokens and distinct column tokens of `pairs` (best first), each with its best pair's score."""
-    parts = []
-    for group, id_column, token_column in (
-        ("row token", "row_id", "row_token"),
-        ("column token", "col_id", "col_token"),
-    ):
-        part = pairs.drop_duplicates(id_column)[[id_column, token_column, "score"]]
-        parts.append(part.set_axis(["token_id", "token", "score"], axis=1).assign(group=group))
-    return pd.concat(parts, ignore_index=True)

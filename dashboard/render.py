@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.pickers import ScatterOptions
-from dashboard.scatter_plot import figure_html, scatter_figure
+from dashboard.scatter_plot import figure_html
 
 PLOT_CONFIG = {"displaylogo": False}
 SCORE_FORMAT = "%.4f"
@@ -24,8 +23,11 @@ def _frame_height(rows: int) -> int:
     return (min(max(rows, 1), VISIBLE_ROWS) + 1) * ROW_HEIGHT + 6
 
 
-def downloads(stem: str, csv: str, json_text: str) -> None:
-    """CSV and JSON download buttons side by side (clicking them does not rerun the page)."""
+def downloads(stem: str, csv: str | Callable[[], str], json_text: str | Callable[[], str]) -> None:
+    """CSV and JSON download buttons side by side (clicking them does not rerun the page).
+
+    csv, json_text: the text, or a function that makes it when the button is clicked (so a view that
+    nobody downloads costs the server no serialisation)."""
     row = st.container(horizontal=True)
     for label, data, extension, mime in (
         ("CSV", csv, "csv", "text/csv"),
@@ -55,7 +57,11 @@ def scored_dataframe(frame: pd.DataFrame) -> None:
 def table(frame: pd.DataFrame, stem: str, *, shown: Mapping[str, str] | None = None) -> None:
     """A table with its CSV/JSON downloads (all columns); `shown` picks the columns on screen, {column: header}."""
     scored_dataframe(frame if shown is None else frame[list(shown)].rename(columns=shown))
-    downloads(stem, frame.to_csv(index=False), frame.to_json(orient="records", force_ascii=False, indent=1))
+    downloads(
+        stem,
+        lambda: frame.to_csv(index=False),
+        lambda: frame.to_json(orient="records", force_ascii=False, indent=1),
+    )
 
 
 def neuron_table(tables: Mapping[str, pd.DataFrame], k: int, stem: str) -> pd.DataFrame:
@@ -67,8 +73,8 @@ def neuron_table(tables: Mapping[str, pd.DataFrame], k: int, stem: str) -> pd.Da
         wide[f"{name} score"] = top["score"].reindex(range(k))
     wide = wide.dropna(how="all", subset=[c for c in wide.columns if c != "rank"])
     scored_dataframe(wide)
-    nested = {name: frame.head(k).to_dict(orient="records") for name, frame in tables.items()}
-    downloads(stem, wide.to_csv(index=False), json.dumps(nested, ensure_ascii=False, indent=1))
+    nested = lambda: {name: frame.head(k).to_dict(orient="records") for name, frame in tables.items()}  # noqa: E731
+    downloads(stem, lambda: wide.to_csv(index=False), lambda: json.dumps(nested(), ensure_ascii=False, indent=1))
     return wide
 
 
@@ -89,12 +95,6 @@ def html_download(fig: go.Figure, stem: str) -> None:
         key=f"{stem}-html",
         on_click="ignore",
     )
-
-
-def scatter(frame: pd.DataFrame, options: ScatterOptions, title: str, stem: str) -> None:
-    """The t-SNE scatter of a `scatter_frame`, with its HTML download."""
-    fig = scatter_figure(frame, dims=options.dims, show_labels=options.labels, title=title)
-    figure(fig, stem, key="tsne")
 
 
 def copying_heatmap(scores: np.ndarray, labels: np.ndarray | None = None) -> go.Figure:

@@ -22,6 +22,19 @@ def _plotly_text(token: str) -> str:
     return html.escape(token, quote=False)
 
 
+def pair_tokens(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Distinct row tokens and distinct column tokens of `pairs` (best first), each with its best pair's score:
+    token_id, token, score, group ("row token" / "column token"), what a head's scatter places."""
+    parts = []
+    for group, id_column, token_column in (
+        ("row token", "row_id", "row_token"),
+        ("column token", "col_id", "col_token"),
+    ):
+        part = pairs.drop_duplicates(id_column)[[id_column, token_column, "score"]]
+        parts.append(part.set_axis(["token_id", "token", "score"], axis=1).assign(group=group))
+    return pd.concat(parts, ignore_index=True)
+
+
 def scatter_figure(
     frame: pd.DataFrame,
     *,
@@ -90,7 +103,9 @@ def _style_figure(fig: go.Figure, scores: np.ndarray, dims: int, title: str, sev
     """Layout, shared colour axis over `scores` [n] and bare axes, in place."""
     axis_style = dict(showticklabels=False, title="", zeroline=False)
     fig.update_layout(
-        template="plotly_white",
+        template="none",  # plotly_white's template is half of what every view copies and sends; the rest is set here
+        paper_bgcolor="white",
+        plot_bgcolor="white",
         title=dict(text=_plotly_text(title)) if title else None,
         height=HEIGHT,
         margin=dict(l=10, r=10, t=10 + (40 if title else 0) + (30 if several else 0), b=10),

@@ -8,7 +8,6 @@ address (see urlstate).
 from __future__ import annotations
 
 import hashlib
-import os
 
 import streamlit as st
 
@@ -67,7 +66,7 @@ def draw() -> ViewSettings | None:
 
 def hosting_policy() -> HostingPolicy:
     """The operator's hosting policy (EMBSPACE_HOSTED and friends, from the environment or secrets.toml)."""
-    return HostingPolicy.from_env(os.environ, st.secrets)
+    return cache.hosting_policy()
 
 
 def model_choice() -> ModelChoice:

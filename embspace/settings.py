@@ -240,6 +240,17 @@ SETTINGS: dict[str, Callable[[SettingReader], Any]] = {
 }
 
 
+# Environment variables the settings' defaults read (where the data and cache directories lie).
+DEFAULT_SOURCES = ("HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "LOCALAPPDATA", "HF_HOME", "HF_HUB_CACHE")
+
+
+def snapshot(reader: SettingReader) -> tuple[tuple[str, str], ...]:
+    """Every setting's raw value and the environment its defaults read: a key that changes whenever
+    anything the parsers above would read changes (so a server may parse them once per change)."""
+    raw = tuple((name, repr(reader.value(name))) for name in SETTINGS)
+    return raw + tuple((name, repr(reader.environ.get(name))) for name in DEFAULT_SOURCES)
+
+
 @dataclass(frozen=True)
 class AnnotationSettings:
     """The operator's choices for annotations: where the database lives, whether it may be written,

@@ -59,12 +59,8 @@ top = tables[vector].head(plot.points)
 if len(top) == 0:
     st.info("No token passes the filters.")
 else:
-    frame = cache.tsne_frame(
-        model, tuple(top["token_id"]), tuple(top["token"]), tuple(top["score"]), None, plot.dims, plot.normalize
-    )
-    render.scatter(
-        frame, plot, f"Layer {layer}, neuron {neuron}: top {len(top)} tokens of {vector}·E", f"{stem}-{vector}-tsne"
-    )
+    title = f"Layer {layer}, neuron {neuron}: top {len(top)} tokens of {vector}·E"
+    render.figure(cache.tokens_scatter(model, top, plot, title), f"{stem}-{vector}-tsne", key="tsne")
     st.caption(
         "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model embeds "
         "alike; colour is the token's score. Hover a point for its token and score."

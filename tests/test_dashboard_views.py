@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from dashboard import head_view, page_list, pickers
-from dashboard.head_view import pair_tokens
 from dashboard.render import clicked_cell, copying_heatmap
+from dashboard.scatter_plot import pair_tokens
 from dashboard.search_view import results_table, view_link
 from dashboard.sidebar import model_card_markdown
 from embspace import VIEW_KINDS, open_model
