@@ -10,8 +10,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import settings_line
 from dashboard.pickers import ScatterOptions
 from dashboard.scatter_plot import figure_html, scatter_figure
+from dashboard.settings_line import FileSettings
 
 PLOT_CONFIG = {"displaylogo": False}
 SCORE_FORMAT = "%.4f"
@@ -24,8 +26,11 @@ def _frame_height(rows: int) -> int:
     return (min(max(rows, 1), VISIBLE_ROWS) + 1) * ROW_HEIGHT + 6
 
 
-def downloads(stem: str, csv: str, json_text: str) -> None:
-    """CSV and JSON download buttons side by side (clicking them does not rerun the page)."""
+def downloads(stem: str, csv: str, json_text: str, *, suffix: str = "") -> None:
+    """CSV and JSON download buttons side by side (clicking them does not rerun the page).
+
+    Files `stem-suffix.csv` / `.json` (`stem.csv` without a suffix); the buttons' keys are `stem-csv` /
+    `stem-json` whatever the suffix."""
     row = st.container(horizontal=True)
     for label, data, extension, mime in (
         ("CSV", csv, "csv", "text/csv"),
@@ -34,12 +39,25 @@ def downloads(stem: str, csv: str, json_text: str) -> None:
         row.download_button(
             label,
             data=data,
-            file_name=f"{stem}.{extension}",
+            file_name=f"{stem}-{suffix}.{extension}" if suffix else f"{stem}.{extension}",
             mime=mime,
             key=f"{stem}-{extension}",
             on_click="ignore",
             icon=":material/download:",
         )
+
+
+def table_downloads(stem: str, frame: pd.DataFrame, about: FileSettings, *, json_rows: object = None) -> None:
+    """The downloads of a table computed under the sidebar's settings, which every file carries.
+
+    The file names end in the settings (`about.suffix`); the CSV starts with the settings as columns
+    (they survive spreadsheet tools), the JSON is {"settings": ..., "rows": json_rows or the frame's
+    records}."""
+    leading = {name: value for name, value in settings_line.columns(about.record).items() if name not in frame}
+    csv = pd.concat([pd.DataFrame(leading, index=frame.index), frame], axis=1).to_csv(index=False)
+    rows = json.loads(frame.to_json(orient="records", force_ascii=False)) if json_rows is None else json_rows
+    json_text = json.dumps({"settings": about.record, "rows": rows}, ensure_ascii=False, indent=1)
+    downloads(stem, csv, json_text, suffix=about.suffix)
 
 
 def scored_dataframe(frame: pd.DataFrame) -> None:
@@ -52,49 +70,60 @@ def scored_dataframe(frame: pd.DataFrame) -> None:
     st.dataframe(frame, hide_index=True, column_config=config, row_height=ROW_HEIGHT, height=_frame_height(len(frame)))
 
 
-def table(frame: pd.DataFrame, stem: str, *, shown: Mapping[str, str] | None = None) -> None:
+def table(frame: pd.DataFrame, stem: str, about: FileSettings, *, shown: Mapping[str, str] | None = None) -> None:
     """A table with its CSV/JSON downloads (all columns); `shown` picks the columns on screen, {column: header}."""
     scored_dataframe(frame if shown is None else frame[list(shown)].rename(columns=shown))
-    downloads(stem, frame.to_csv(index=False), frame.to_json(orient="records", force_ascii=False, indent=1))
+    table_downloads(stem, frame, about)
 
 
-def neuron_table(tables: Mapping[str, pd.DataFrame], k: int, stem: str) -> pd.DataFrame:
+def vector_heading(name: str, negative: bool) -> str:
+    """A neuron table's column heading: "K" (its top tokens), or "K·E lowest" under most negative.
+
+    Under most negative the K column holds the lowest scores of K·E, the tokens −K ranks highest:
+    the same words as "−K", so each heading names its own sign and order."""
+    return f"{name}·E lowest" if negative else name
+
+
+def neuron_table(tables: Mapping[str, pd.DataFrame], k: int, stem: str, about: FileSettings) -> pd.DataFrame:
     """One wide table: rank, then token and score for each vector (K, V, −K, −V, ...), side by side."""
+    negative = bool(about.record["negative"])
     wide = pd.DataFrame({"rank": np.arange(1, k + 1)})
     for name, frame in tables.items():
         top = frame.head(k).reset_index(drop=True)
-        wide[name] = top["token"].reindex(range(k))
-        wide[f"{name} score"] = top["score"].reindex(range(k))
+        heading = vector_heading(name, negative)
+        wide[heading] = top["token"].reindex(range(k))
+        wide[f"{heading} score"] = top["score"].reindex(range(k))
     wide = wide.dropna(how="all", subset=[c for c in wide.columns if c != "rank"])
     scored_dataframe(wide)
     nested = {name: frame.head(k).to_dict(orient="records") for name, frame in tables.items()}
-    downloads(stem, wide.to_csv(index=False), json.dumps(nested, ensure_ascii=False, indent=1))
+    table_downloads(stem, wide, about, json_rows=nested)
     return wide
 
 
-def figure(fig: go.Figure, stem: str, *, key: str) -> None:
-    """A plotly figure with its HTML download."""
+def figure(fig: go.Figure, stem: str, *, key: str, suffix: str = "") -> None:
+    """A plotly figure with its HTML download (`suffix`: the settings' file-name part)."""
     st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
-    html_download(fig, stem)
+    html_download(fig, stem, suffix)
 
 
-def html_download(fig: go.Figure, stem: str) -> None:
-    """Download button for a standalone HTML page of `fig` (built only when clicked: it is ~5 MB)."""
+def html_download(fig: go.Figure, stem: str, suffix: str = "") -> None:
+    """Download button for a standalone HTML page of `fig` (built only when clicked: it is ~5 MB);
+    its file is `stem-suffix.html`, its key `stem-html`."""
     st.download_button(
         "Plot as HTML",
         icon=":material/download:",
         data=lambda: figure_html(fig),
-        file_name=f"{stem}.html",
+        file_name=f"{stem}-{suffix}.html" if suffix else f"{stem}.html",
         mime="text/html",
         key=f"{stem}-html",
         on_click="ignore",
     )
 
 
-def scatter(frame: pd.DataFrame, options: ScatterOptions, title: str, stem: str) -> None:
+def scatter(frame: pd.DataFrame, options: ScatterOptions, title: str, stem: str, suffix: str = "") -> None:
     """The t-SNE scatter of a `scatter_frame`, with its HTML download."""
     fig = scatter_figure(frame, dims=options.dims, show_labels=options.labels, title=title)
-    figure(fig, stem, key="tsne")
+    figure(fig, stem, key="tsne", suffix=suffix)
 
 
 def copying_heatmap(scores: np.ndarray, labels: np.ndarray | None = None) -> go.Figure:

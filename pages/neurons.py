@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import annotations_ui, atlas_view, cache, pickers, render, state
+from dashboard import annotations_ui, atlas_view, cache, pickers, render, settings_line, state
 from embspace import DISPLAY_CONVENTION, VIEW_KINDS, neuron_vector_names
 
 DEFAULT_TOKENS_PLOTTED = 50
@@ -50,10 +50,11 @@ tables = {name: tables[name] for name in vectors}
 annotations_ui.editor(model, "neuron", layer, neuron)
 stem = f"neuron-layer{layer}-{neuron}"
 rows = min(settings.k, max(len(table) for table in tables.values()))
-st.subheader(f"Layer {layer}, neuron {neuron}: top {rows} tokens of each vector · E")
+st.subheader(f"Layer {layer}, neuron {neuron}: {settings_line.most(settings, rows, 'tokens')} of each vector · E")
 if rows < settings.k:
     st.info(f"Only {rows} tokens pass the sidebar's filters, fewer than the {settings.k} rows asked for.")
-render.neuron_table(tables, settings.k, stem)
+settings_line.show(settings)
+render.neuron_table(tables, settings.k, stem, settings_line.about(settings, view="neuron", layer=layer, neuron=neuron))
 
 top = tables[vector].head(plot.points)
 if len(top) == 0:
@@ -62,9 +63,9 @@ else:
     frame = cache.tsne_frame(
         model, tuple(top["token_id"]), tuple(top["token"]), tuple(top["score"]), None, plot.dims, plot.normalize
     )
-    render.scatter(
-        frame, plot, f"Layer {layer}, neuron {neuron}: top {len(top)} tokens of {vector}·E", f"{stem}-{vector}-tsne"
-    )
+    settings_line.show(settings)
+    title = f"Layer {layer}, neuron {neuron}: {settings_line.most(settings, len(top), 'tokens')} of {vector}·E"
+    render.scatter(frame, plot, title, f"{stem}-{vector}-tsne", settings_line.file_suffix(settings))
     st.caption(
         "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model embeds "
         "alike; colour is the token's score. Hover a point for its token and score."
