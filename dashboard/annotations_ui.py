@@ -23,6 +23,7 @@ from embspace.annotations import (
 from embspace.errors import EmbspaceError
 
 AUTHOR_KEY = "display_name"
+AUTHOR_HELP = "Shown with the labels you save; no account needed."
 
 
 @st.cache_resource(show_spinner=False)
@@ -33,14 +34,13 @@ def store() -> AnnotationStore:
 
 def display_name_input() -> None:
     """An optional display name in the sidebar, saved with the annotations this session writes."""
-    st.sidebar.text_input(
-        "Your name (optional)", key=AUTHOR_KEY, help="Shown with the labels you save; no account needed."
-    )
+    st.sidebar.text_input("Your name (optional)", key=AUTHOR_KEY, help=AUTHOR_HELP)
 
 
 def editor(model: EmbeddingSpaceModel, kind: str, layer: int, index: int) -> None:
-    """The saved label and note of this view, and a form to change them (saved by the button's callback,
-    before the page reads the store, so the page shows what was just saved)."""
+    """The saved label and note of this view, shown like a slide, and behind "Edit" a form to change
+    them (saved by the button's callback, before the page reads the store, so the page shows what was
+    just saved)."""
     key = AnnotationKey.for_view(model, kind, layer, index)
     notes = store()
     current = notes.get(key)
@@ -50,28 +50,41 @@ def editor(model: EmbeddingSpaceModel, kind: str, layer: int, index: int) -> Non
         st.session_state[f"{slot}:base"] = version
         st.session_state[f"{slot}:label"] = current.label if current else ""
         st.session_state[f"{slot}:note"] = current.note if current else ""
-    title = f"Label: **{current.label}**" if current else "Label this view"
-    with st.expander(title, expanded=current is not None, icon=":material/label:"):
-        if current is not None:
-            if current.note:
-                st.markdown(current.note)
-            st.caption(f"{current.author or 'anonymous'} · {current.updated} · version {current.version}")
-        if notes.read_only:
-            st.info(f"Annotations are read-only here: {notes.read_only_reason}")
-            return
-        with st.form(key=f"{slot}:form", border=False):
-            st.text_input("Label", key=f"{slot}:label", max_chars=MAX_LABEL_CHARS)
-            st.text_area("Note (markdown)", key=f"{slot}:note")
-            st.form_submit_button("Save label", icon=":material/save:", on_click=submit, args=(model, key, slot))
-        message = st.session_state.pop(f"{slot}:message", None)
-        if message is not None:
-            (st.success if message.startswith("Saved") else st.error)(message)
-        conflict_choice(model, key, slot)
+    if current is not None:
+        st.markdown(f":material/label: **{current.label}**")
+        if current.note:
+            st.markdown(current.note)
+        st.caption(f"{current.author or 'anonymous'} · {current.updated} · version {current.version}")
+    message = st.session_state.pop(f"{slot}:message", None)
+    if message is not None:
+        (st.success if message.startswith("Saved") else st.error)(message)
+    if notes.read_only:
+        st.info(f"Annotations are read-only here: {notes.read_only_reason}")
+        return
+    with st.popover("Edit label" if current else "Label this view", icon=":material/edit:"):
+        edit_form(model, key, slot)
+    conflict_choice(model, key, slot)
+
+
+def edit_form(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None:
+    """Label and note; beside "Save", the author's name when the session has none yet."""
+    with st.form(key=f"{slot}:form", border=False):
+        st.text_input("Label", key=f"{slot}:label", max_chars=MAX_LABEL_CHARS)
+        st.text_area("Note (markdown)", key=f"{slot}:note")
+        name_column, save_column = st.columns([2, 1], vertical_alignment="bottom")
+        if not st.session_state.get(AUTHOR_KEY):
+            name_column.text_input("Your name (optional)", key=f"{slot}:author", help=AUTHOR_HELP)
+        save_column.form_submit_button("Save label", icon=":material/save:", on_click=submit, args=(model, key, slot))
 
 
 def submit(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None:
-    """The form's callback: save what was typed, based on the version the form was filled from."""
+    """The form's callback: save what was typed, based on the version the form was filled from.
+
+    A name typed beside "Save" becomes the session's display name (the sidebar's field), so it is asked once."""
     state = st.session_state
+    typed_name = (state.get(f"{slot}:author") or "").strip()
+    if typed_name and not state.get(AUTHOR_KEY):
+        state[AUTHOR_KEY] = typed_name
     save(model, key, state[f"{slot}:label"], state[f"{slot}:note"], state.get(f"{slot}:base", 0), slot)
 
 

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, atlas_view, cache, pickers, render, state, urlstate
+from dashboard import annotations_ui, atlas_view, cache, pickers, render, settings_line, state, urlstate
 from dashboard.pickers import ScatterOptions
+from dashboard.settings_line import FileSettings
 from dashboard.state import ViewSettings
 from embspace import DISPLAY_CONVENTION, HEAD_KINDS, EmbspaceError, HeadKind, query_tokens
 
 DEFAULT_PAIRS_PLOTTED = 30
+TOKEN_KEY = "token"  # the word's URL parameter (a search hit's link sets it)
 # The "token in this head" input: any word, split as the tokenizer splits it.
 TOKEN_INPUT = dict(
     placeholder="e.g. king, ##ing",
@@ -79,12 +81,19 @@ def head_page(kind: str) -> None:
 
     annotations_ui.editor(model, kind, layer, head)
     stem = f"{kind}-layer{layer}-head{head}"
+    # A view opened for a word (a search hit's link, ?token=king) lands on that word's section.
+    word_first = bool(urlstate.url_param(TOKEN_KEY, "").strip())
+    if word_first:
+        token_in_head(settings, spec, layer, head)
+    settings_line.show(settings, pairs=True)
     table_column, plot_column = st.columns([1, 1])
     with table_column:
-        pairs_table(spec, settings, pairs, score, stem)
+        about = settings_line.about(settings, pairs=True, view=kind, layer=layer, head=head)
+        pairs_table(spec, settings, pairs, score, stem, about)
     with plot_column:
         pairs_scatter(settings, pairs, plot, f"Layer {layer}, head {head}", stem)
-    token_in_head(settings, spec, layer, head)
+    if not word_first:
+        token_in_head(settings, spec, layer, head)
 
 
 def head_pairs(settings: ViewSettings, kind: str, layer: int, head: int, k: int) -> pd.DataFrame:
@@ -103,7 +112,7 @@ def head_pairs(settings: ViewSettings, kind: str, layer: int, head: int, k: int)
 
 def token_in_head(settings: ViewSettings, spec: HeadPage, layer: int, head: int) -> None:
     """A typed word's (or a search hit's) best partners in this head, as a row and as a column."""
-    word = urlstate.widget(st.text_input, "A token in this head", key="token", default="", **TOKEN_INPUT)
+    word = urlstate.widget(st.text_input, "A token in this head", key=TOKEN_KEY, default="", **TOKEN_INPUT)
     if not word.strip():
         return
     try:
@@ -111,8 +120,10 @@ def token_in_head(settings: ViewSettings, spec: HeadPage, layer: int, head: int)
     except EmbspaceError as err:
         st.warning(str(err))
         return
+    partners = "most negative partners" if settings.negative else "best partners"
     for token_id, token in list(zip(found.token_ids, found.tokens, strict=True))[:3]:
         st.subheader(f"{token} (token {token_id}) in this head")
+        settings_line.show(settings, pairs=True)
         as_row, as_column = st.columns(2)
         for column, side, fixed, partner in (
             (as_row, "row", spec.kind.rows, spec.kind.columns),
@@ -120,9 +131,11 @@ def token_in_head(settings: ViewSettings, spec: HeadPage, layer: int, head: int)
         ):
             pairs = cache.token_partners(settings, spec.kind.name, layer, head, token_id, side, settings.k)
             with column:
-                st.caption(f"As the {fixed}: its best partners ({partner})")
+                st.caption(f"As the {fixed}: its {partners} ({partner})")
                 shown = {"rank": "rank", "col_token" if side == "row" else "row_token": partner, "score": "score"}
-                render.table(pairs, f"{spec.kind.name}-layer{layer}-head{head}-{side}-{token_id}", shown=shown)
+                view = dict(view=spec.kind.name, layer=layer, head=head, token=token, token_id=int(token_id), side=side)
+                about = settings_line.about(settings, pairs=True, **view)
+                render.table(pairs, f"{spec.kind.name}-layer{layer}-head{head}-{side}-{token_id}", about, shown=shown)
 
 
 def how_to_read(spec: HeadPage, vocab_size: int) -> str:
@@ -138,7 +151,9 @@ def how_to_read(spec: HeadPage, vocab_size: int) -> str:
     )
 
 
-def pairs_table(spec: HeadPage, settings: ViewSettings, pairs: pd.DataFrame, score: float, stem: str) -> None:
+def pairs_table(
+    spec: HeadPage, settings: ViewSettings, pairs: pd.DataFrame, score: float, stem: str, about: FileSettings
+) -> None:
     """The copying score and the top-k pairs table, with its downloads."""
     k = settings.k
     st.metric(
@@ -146,12 +161,12 @@ def pairs_table(spec: HeadPage, settings: ViewSettings, pairs: pd.DataFrame, sco
         f"{score:+.3f}",
         help="Σλ / Σ|λ| over the eigenvalues λ of this head's W_VO: +1 copies, −1 suppresses.",
     )
-    st.subheader(f"Top {min(k, len(pairs))} pairs")
+    st.subheader(capitalized(settings_line.most(settings, min(k, len(pairs)), "pairs")))
     if len(pairs) < k:
         st.info(f"Only {len(pairs)} pairs pass the sidebar's filters, fewer than the {k} asked for.")
     st.caption(f"Row: {spec.kind.rows}. Column: {spec.kind.columns}. Score: the entry of {spec.kind.title}.")
     shown = {"rank": "rank", "row_token": spec.kind.rows, "col_token": spec.kind.columns, "score": "score"}
-    render.table(pairs.head(k), stem, shown=shown)
+    render.table(pairs.head(k), stem, about, shown=shown)
 
 
 def pairs_scatter(settings: ViewSettings, pairs: pd.DataFrame, plot: ScatterOptions, where: str, stem: str) -> None:
@@ -160,10 +175,16 @@ def pairs_scatter(settings: ViewSettings, pairs: pd.DataFrame, plot: ScatterOpti
         st.info("No pair passes the filters.")
         return
     top = pairs.head(plot.points)
-    title = f"{where}: the tokens of its {len(top)} best pairs"
-    render.figure(cache.pairs_scatter(settings.model, top, plot, title), f"{stem}-tsne", key="tsne")
+    order = "most negative" if settings.negative else "best"
+    title = f"{where}: the tokens of its {len(top)} {order} pairs"
+    figure = cache.pairs_scatter(settings.model, top, plot, title)
+    render.figure(figure, f"{stem}-tsne", key="tsne", suffix=settings_line.file_suffix(settings, pairs=True))
     st.caption(
         "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model "
         "embeds alike. Markers tell row tokens from column tokens; colour is the best score of a "
         "pair the token is in."
     )
+    order = "most negative" if settings.negative else "best"
+    title = f"{where}: the tokens of its {len(top)} {order} pairs"
+    figure = cache.pairs_scatter(settings.model, top, plot, title)
+    render.figure(figure, f"{stem}-tsne", key="tsne", suffix=settings_line.file_suffix(settings, pairs=True))

@@ -10,7 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import settings_line
 from dashboard.scatter_plot import figure_html
+from dashboard.settings_line import FileSettings
 
 PLOT_CONFIG = {"displaylogo": False}
 SCORE_FORMAT = "%.4f"
@@ -23,11 +25,14 @@ def _frame_height(rows: int) -> int:
     return (min(max(rows, 1), VISIBLE_ROWS) + 1) * ROW_HEIGHT + 6
 
 
-def downloads(stem: str, csv: str | Callable[[], str], json_text: str | Callable[[], str]) -> None:
+def downloads(
+    stem: str, csv: str | Callable[[], str], json_text: str | Callable[[], str], *, suffix: str = ""
+) -> None:
     """CSV and JSON download buttons side by side (clicking them does not rerun the page).
 
     csv, json_text: the text, or a function that makes it when the button is clicked (so a view that
-    nobody downloads costs the server no serialisation)."""
+    nobody downloads costs the server no serialisation). Files `stem-suffix.csv` / `.json` (`stem.csv`
+    without a suffix); the buttons' keys are `stem-csv` / `stem-json` whatever the suffix."""
     row = st.container(horizontal=True)
     for label, data, extension, mime in (
         ("CSV", csv, "csv", "text/csv"),
@@ -36,12 +41,30 @@ def downloads(stem: str, csv: str | Callable[[], str], json_text: str | Callable
         row.download_button(
             label,
             data=data,
-            file_name=f"{stem}.{extension}",
+            file_name=f"{stem}-{suffix}.{extension}" if suffix else f"{stem}.{extension}",
             mime=mime,
             key=f"{stem}-{extension}",
             on_click="ignore",
             icon=":material/download:",
         )
+
+
+def table_downloads(stem: str, frame: pd.DataFrame, about: FileSettings, *, json_rows: object = None) -> None:
+    """The downloads of a table computed under the sidebar's settings, which every file carries.
+
+    The file names end in the settings (`about.suffix`); the CSV starts with the settings as columns
+    (they survive spreadsheet tools), the JSON is {"settings": ..., "rows": json_rows or the frame's
+    records}."""
+
+    def csv() -> str:
+        leading = {name: value for name, value in settings_line.columns(about.record).items() if name not in frame}
+        return pd.concat([pd.DataFrame(leading, index=frame.index), frame], axis=1).to_csv(index=False)
+
+    def json_text() -> str:
+        rows = json.loads(frame.to_json(orient="records", force_ascii=False)) if json_rows is None else json_rows
+        return json.dumps({"settings": about.record, "rows": rows}, ensure_ascii=False, indent=1)
+
+    downloads(stem, csv, json_text, suffix=about.suffix)  # made when clicked: most views are never downloaded
 
 
 def scored_dataframe(frame: pd.DataFrame) -> None:
@@ -54,43 +77,50 @@ def scored_dataframe(frame: pd.DataFrame) -> None:
     st.dataframe(frame, hide_index=True, column_config=config, row_height=ROW_HEIGHT, height=_frame_height(len(frame)))
 
 
-def table(frame: pd.DataFrame, stem: str, *, shown: Mapping[str, str] | None = None) -> None:
+def table(frame: pd.DataFrame, stem: str, about: FileSettings, *, shown: Mapping[str, str] | None = None) -> None:
     """A table with its CSV/JSON downloads (all columns); `shown` picks the columns on screen, {column: header}."""
     scored_dataframe(frame if shown is None else frame[list(shown)].rename(columns=shown))
-    downloads(
-        stem,
-        lambda: frame.to_csv(index=False),
-        lambda: frame.to_json(orient="records", force_ascii=False, indent=1),
-    )
+    table_downloads(stem, frame, about)
 
 
-def neuron_table(tables: Mapping[str, pd.DataFrame], k: int, stem: str) -> pd.DataFrame:
+def vector_heading(name: str, negative: bool) -> str:
+    """A neuron table's column heading: "K" (its top tokens), or "K·E lowest" under most negative.
+
+    Under most negative the K column holds the lowest scores of K·E, the tokens −K ranks highest:
+    the same words as "−K", so each heading names its own sign and order."""
+    return f"{name}·E lowest" if negative else name
+
+
+def neuron_table(tables: Mapping[str, pd.DataFrame], k: int, stem: str, about: FileSettings) -> pd.DataFrame:
     """One wide table: rank, then token and score for each vector (K, V, −K, −V, ...), side by side."""
+    negative = bool(about.record["negative"])
     wide = pd.DataFrame({"rank": np.arange(1, k + 1)})
     for name, frame in tables.items():
         top = frame.head(k).reset_index(drop=True)
-        wide[name] = top["token"].reindex(range(k))
-        wide[f"{name} score"] = top["score"].reindex(range(k))
+        heading = vector_heading(name, negative)
+        wide[heading] = top["token"].reindex(range(k))
+        wide[f"{heading} score"] = top["score"].reindex(range(k))
     wide = wide.dropna(how="all", subset=[c for c in wide.columns if c != "rank"])
     scored_dataframe(wide)
-    nested = lambda: {name: frame.head(k).to_dict(orient="records") for name, frame in tables.items()}  # noqa: E731
-    downloads(stem, lambda: wide.to_csv(index=False), lambda: json.dumps(nested(), ensure_ascii=False, indent=1))
+    nested = {name: frame.head(k).to_dict(orient="records") for name, frame in tables.items()}
+    table_downloads(stem, wide, about, json_rows=nested)
     return wide
 
 
-def figure(fig: go.Figure, stem: str, *, key: str) -> None:
-    """A plotly figure with its HTML download."""
+def figure(fig: go.Figure, stem: str, *, key: str, suffix: str = "") -> None:
+    """A plotly figure with its HTML download (`suffix`: the settings' file-name part)."""
     st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
-    html_download(fig, stem)
+    html_download(fig, stem, suffix)
 
 
-def html_download(fig: go.Figure, stem: str) -> None:
-    """Download button for a standalone HTML page of `fig` (built only when clicked: it is ~5 MB)."""
+def html_download(fig: go.Figure, stem: str, suffix: str = "") -> None:
+    """Download button for a standalone HTML page of `fig` (built only when clicked: it is ~5 MB);
+    its file is `stem-suffix.html`, its key `stem-html`."""
     st.download_button(
         "Plot as HTML",
         icon=":material/download:",
         data=lambda: figure_html(fig),
-        file_name=f"{stem}.html",
+        file_name=f"{stem}-{suffix}.html" if suffix else f"{stem}.html",
         mime="text/html",
         key=f"{stem}-html",
         on_click="ignore",

@@ -47,6 +47,7 @@ class ViewSettings:
     pair_filter: PairFilter
     negative: bool  # most negative instead of most positive
     corpus_name: str | None = None  # the corpus filter's file name (shown, not part of the cache key)
+    corpus_top_n: int | None = None  # the corpus filter keeps its N most common tokens (shown, ditto)
 
     @cached_property
     def filter_spec(self) -> str:

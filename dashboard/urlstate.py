@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 _DECLARED = "_url_params_declared"  # session key: {widget key: default} declared in this run
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number"}  # for adjustment messages
 
 
 def begin_run() -> None:
@@ -59,19 +61,55 @@ def url_param(key: str, default: Any, bounds: Bounds | None = None) -> Any:
 
     The value's type is the default's (bool, int, float or str). A value the widget would
     refuse (outside `bounds`, unparsable) becomes the default, or the nearest bound for numbers:
-    e.g. layer 9 of a 6-layer model becomes 5.
+    e.g. layer 9 of a 6-layer model becomes 5, and a short message says so.
+    After the browser's Back or Forward the address wins over the session: that is the view asked for.
     """
     st.session_state.setdefault(_DECLARED, {})[key] = default
-    if key in st.session_state:
-        value = st.session_state[key]
+    bounds = bounds or Bounds()
+    if key in st.session_state and not history_navigation():
+        value = bounds.valid(st.session_state[key], default)
     else:
         raw = st.query_params.get(key)
-        value = default if raw is None else parse_value(raw, default)
-    value = (bounds or Bounds()).valid(value, default)
+        value = default if raw is None else from_address(key, raw, default, bounds)
     # Assigned on every run, even when unchanged: a widget with the same key on another page has
     # another widget id, and only an explicit assignment carries the value over to it.
     st.session_state[key] = value
     return value
+
+
+def from_address(key: str, raw: str, default: Any, bounds: Bounds) -> Any:
+    """The value of `key=raw` from the address, valid for the widget; a toast names any change made."""
+    try:
+        parsed = _parse(raw, default)
+    except (ValueError, OverflowError):  # "abc", and "inf" / "1e999" for an int
+        parsed = None
+    value = bounds.valid(default if parsed is None else parsed, default)
+    if parsed is None or value != parsed:
+        st.toast(adjustment_message(key, raw, value, default, bounds), icon=":material/tune:")
+    return value
+
+
+def adjustment_message(key: str, raw: str, value: Any, default: Any, bounds: Bounds) -> str:
+    """ "layer=9 is out of range (0–5): showing layer 5", and the like for options and unreadable values."""
+    shown = f"showing {key} {format_value(value)}"
+    if bounds.options is not None and raw not in map(format_value, bounds.options):
+        choices = ", ".join(map(format_value, bounds.options))
+        return f"{key}={raw} is not one of {choices}: {shown}"
+    if bounds.min_value is not None or bounds.max_value is not None:
+        low = "" if bounds.min_value is None else format_value(type(default)(bounds.min_value))
+        high = "" if bounds.max_value is None else format_value(type(default)(bounds.max_value))
+        try:
+            _parse(raw, default)
+            return f"{key}={raw} is out of range ({low}–{high}): {shown}"
+        except (ValueError, OverflowError):
+            pass
+    return f"{key}={raw} is not {_KIND_NAMES.get(type(default), 'readable')}: {shown}"
+
+
+def history_navigation() -> bool:
+    """Whether this run answers the browser's Back or Forward (the address is the view asked for)."""
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.is_history_navigation)
 
 
 def widget(
@@ -103,17 +141,22 @@ def widget(
 def parse_value(raw: str, default: Any) -> Any:
     """A query-parameter string as the default's type; the default when it does not parse."""
     try:
-        if isinstance(default, bool):
-            word = raw.strip().lower()
-            if word in _TRUE | _FALSE:
-                return word in _TRUE
-            return default
-        if isinstance(default, int):
-            return int(float(raw))
-        if isinstance(default, float):
-            return float(raw)
+        return _parse(raw, default)
     except (ValueError, OverflowError):  # "abc", and "inf" / "1e999" for an int
         return default
+
+
+def _parse(raw: str, default: Any) -> Any:
+    """A query-parameter string as the default's type; ValueError or OverflowError when it does not parse."""
+    if isinstance(default, bool):
+        word = raw.strip().lower()
+        if word in _TRUE | _FALSE:
+            return word in _TRUE
+        raise ValueError(f"not a boolean word: {raw!r}")
+    if isinstance(default, int):
+        return int(float(raw))
+    if isinstance(default, float):
+        return float(raw)
     return raw
 
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import annotations_ui, atlas_view, cache, pickers, render, state
+from dashboard import annotations_ui, atlas_view, cache, pickers, render, settings_line, state
 from embspace import DISPLAY_CONVENTION, VIEW_KINDS, neuron_vector_names
 
 DEFAULT_TOKENS_PLOTTED = 50
@@ -50,17 +50,20 @@ tables = {name: tables[name] for name in vectors}
 annotations_ui.editor(model, "neuron", layer, neuron)
 stem = f"neuron-layer{layer}-{neuron}"
 rows = min(settings.k, max(len(table) for table in tables.values()))
-st.subheader(f"Layer {layer}, neuron {neuron}: top {rows} tokens of each vector · E")
+st.subheader(f"Layer {layer}, neuron {neuron}: {settings_line.most(settings, rows, 'tokens')} of each vector · E")
 if rows < settings.k:
     st.info(f"Only {rows} tokens pass the sidebar's filters, fewer than the {settings.k} rows asked for.")
-render.neuron_table(tables, settings.k, stem)
+settings_line.show(settings)
+render.neuron_table(tables, settings.k, stem, settings_line.about(settings, view="neuron", layer=layer, neuron=neuron))
 
 top = tables[vector].head(plot.points)
 if len(top) == 0:
     st.info("No token passes the filters.")
 else:
-    title = f"Layer {layer}, neuron {neuron}: top {len(top)} tokens of {vector}·E"
-    render.figure(cache.tokens_scatter(model, top, plot, title), f"{stem}-{vector}-tsne", key="tsne")
+    settings_line.show(settings)
+    title = f"Layer {layer}, neuron {neuron}: {settings_line.most(settings, len(top), 'tokens')} of {vector}·E"
+    figure = cache.tokens_scatter(model, top, plot, title)
+    render.figure(figure, f"{stem}-{vector}-tsne", key="tsne", suffix=settings_line.file_suffix(settings))
     st.caption(
         "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model embeds "
         "alike; colour is the token's score. Hover a point for its token and score."

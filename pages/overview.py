@@ -4,12 +4,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, atlas_view, cache, page_list, pickers, render, state, urlstate
+from dashboard import annotations_ui, atlas_view, cache, page_list, pickers, render, settings_line, state, urlstate
 from embspace import VIEW_KINDS
 
 VO = VIEW_KINDS["vo"]  # a click opens the head's W_VO
 
-model = state.current().model
+settings = state.current()
+model = settings.model
 
 st.title("Copying score of every head")
 st.caption(
@@ -30,6 +31,7 @@ if broken:
         f"{len(broken)} head(s) have NaN or Inf weights and no copying score (blank cells): {', '.join(broken)}.",
         icon=":material/warning:",
     )
+settings_line.show(settings, filtered=False)
 heatmap = render.copying_heatmap(scores, annotations_ui.head_labels(model, "vo"))
 event = st.plotly_chart(
     heatmap, key="copying_heatmap", on_select="rerun", selection_mode="points", theme=None, config=render.PLOT_CONFIG
@@ -42,7 +44,7 @@ if clicked is not None:
     st.switch_page(page_list.view_page(VO).script, query_params={key: str(value) for key, value in params.items()})
 
 stem = "copying-scores"
-render.html_download(heatmap, stem)
+render.html_download(heatmap, stem, settings_line.file_suffix(settings, filtered=False))
 layers, heads = scores.shape
 frame = pd.DataFrame(
     {
@@ -52,4 +54,8 @@ frame = pd.DataFrame(
     }
 )
 with st.expander("All scores as a table"):
-    render.table(frame.sort_values("copying_score", ascending=False), stem)
+    render.table(
+        frame.sort_values("copying_score", ascending=False),
+        stem,
+        settings_line.about(settings, filtered=False, view="overview"),
+    )

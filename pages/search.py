@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import annotations_ui, atlas_view, render, search_view, state, urlstate
+from dashboard import annotations_ui, atlas_view, render, search_view, settings_line, state, urlstate
 from embspace import DISPLAY_CONVENTION
 
 DEFAULT_LIMIT = 10
@@ -63,8 +63,8 @@ st.dataframe(
         "score": st.column_config.NumberColumn("score", format="%.4f"),
     },
 )
-render.downloads(
+render.table_downloads(
     "search-" + "-".join(words)[:60],
-    frame.to_csv(index=False),
-    frame.to_json(orient="records", force_ascii=False, indent=1),
+    frame,
+    settings_line.about(settings, pairs=True, view="search", query=" ".join(words), limit=int(limit)),
 )

@@ -31,7 +31,7 @@ def test_a_saved_label_shows_on_the_view_and_the_list_page(app, data_dir):
     at = app("pages/vo.py", layer="2", head="5", k="3", pairs="3")
     at = save_in_editor(at, "copies names", "Mostly **first names**.")
     assert_clean(at)
-    assert any("copies names" in e.label for e in at.expander)
+    assert any(m.value == ":material/label: **copies names**" for m in at.markdown)
     stored = AnnotationStore.open(data_dir).get(AnnotationKey(DEFAULT_MODEL, "", "vo", 2, 5))
     assert stored.label == "copies names" and stored.version == 1
     listing = app("pages/annotations.py")
@@ -65,9 +65,42 @@ def test_read_only_mode_shows_labels_without_a_form(app, data_dir, monkeypatch):
     monkeypatch.setenv("EMBSPACE_ANNOTATIONS", "readonly")
     at = app("pages/qk.py", layer="0", head="1", k="3", pairs="3")
     assert_clean(at)
-    assert any("positional" in e.label for e in at.expander)
+    assert any("positional" in m.value for m in at.markdown)
     assert not [b for b in at.button if b.label == "Save label"]
     assert any("read-only" in i.value for i in at.info)
+
+
+def test_a_labelled_view_reads_like_a_slide_with_the_form_behind_edit(app, data_dir):
+    """Label and rendered note on the page; label, note and Save inside the "Edit label" popover only."""
+    AnnotationStore.open(data_dir).save(AnnotationKey(DEFAULT_MODEL, "", "vo", 1, 2), "name mover", "Moves **names**.")
+    at = app("pages/vo.py", layer="1", head="2", k="3", pairs="3")
+    assert_clean(at)
+    main_text = [m.value for m in at.main.markdown]
+    assert ":material/label: **name mover**" in main_text and "Moves **names**." in main_text
+    (popover,) = at.get("popover")
+    assert popover.proto.popover.label == "Edit label"
+    inside = {t.label for t in popover.text_input} | {b.label for b in popover.button}
+    assert {"Label", "Save label"} <= inside
+    outside = [t for t in at.main.text_input if t.label == "Label"]
+    assert len(outside) == 1  # the one in the popover: no open form pushes the table down
+    assert not at.main.expander or all("name mover" not in e.label for e in at.main.expander)
+
+
+def test_the_author_field_sits_beside_save_until_a_name_is_set(app, data_dir):
+    """With no display name, "Your name" is in the form; a name typed there is saved and reused."""
+    at = app("pages/vo.py", layer="3", head="1", k="3", pairs="3")
+    (popover,) = at.get("popover")
+    assert popover.proto.popover.label == "Label this view"
+    next(t for t in popover.text_input if t.label == "Your name (optional)").set_value("Ola")
+    at = save_in_editor(at, "first label")
+    assert_clean(at)
+    stored = AnnotationStore.open(data_dir).get(AnnotationKey(DEFAULT_MODEL, "", "vo", 3, 1))
+    assert stored.author == "Ola"
+    assert at.session_state["display_name"] == "Ola"
+    (popover,) = at.get("popover")
+    assert not [t for t in popover.text_input if t.label == "Your name (optional)"]  # asked once
+    at = save_in_editor(at, "second label")
+    assert AnnotationStore.open(data_dir).get(AnnotationKey(DEFAULT_MODEL, "", "vo", 3, 1)).author == "Ola"
 
 
 def test_overview_heatmap_shows_labels_on_hover(app, data_dir):

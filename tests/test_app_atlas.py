@@ -97,8 +97,9 @@ def test_neuron_page_answers_from_the_atlas(atlas_app, gpt2_atlas, negative):
     wide = at.dataframe[0].value
     live = neuron_top_tokens(model, 0, 7, 4, negative=negative)
     for name, table in live.items():
-        assert list(wide[name]) == list(table.tokens)
-        np.testing.assert_allclose(wide[f"{name} score"], table.scores, rtol=1e-5)
+        heading = f"{name}·E lowest" if negative else name  # the column says which end of name·E it holds
+        assert list(wide[heading]) == list(table.tokens)
+        np.testing.assert_allclose(wide[f"{heading} score"], table.scores, rtol=1e-5)
 
 
 def test_overview_reads_copying_scores_from_the_atlas(atlas_app, gpt2_atlas):

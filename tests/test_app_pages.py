@@ -133,8 +133,8 @@ def test_downloads_carry_the_tables_and_the_plot(app, downloads):
     assert_clean(at)
     table = at.dataframe[0].value
     csv = pd.read_csv(io.StringIO(download_data(at, downloads, "neuron-layer4-9-csv")))
-    pd.testing.assert_frame_equal(csv, table.reset_index(drop=True), check_dtype=False)
-    records = json.loads(download_data(at, downloads, "neuron-layer4-9-json"))
+    pd.testing.assert_frame_equal(csv[list(table.columns)], table.reset_index(drop=True), check_dtype=False)
+    records = json.loads(download_data(at, downloads, "neuron-layer4-9-json"))["rows"]
     assert set(records) == {"K", "V", "-K", "-V"}
     assert [r["token"] for r in records["V"]] == table["V"].tolist()
     html = download_data(at, downloads, "neuron-layer4-9-K-tsne-html")
@@ -146,7 +146,7 @@ def test_downloads_carry_the_tables_and_the_plot(app, downloads):
     assert pairs["row_token"].tolist() == shown["attended-to token"].tolist()
     assert {"row_id", "col_id", "score", "rank"} <= set(pairs.columns)
     assert (
-        json.loads(download_data(at, downloads, "vo-layer4-head0-json"))[0]["col_token"]
+        json.loads(download_data(at, downloads, "vo-layer4-head0-json"))["rows"][0]["col_token"]
         == shown["promoted output token"][0]
     )
 
@@ -181,7 +181,7 @@ def test_head_page_lists_a_tokens_best_partners_in_that_head(app):
     assert_clean(at)
     assert any(h.value == "king (token 2332) in this head" for h in at.subheader)
     model = open_model(DEFAULT_MODEL)
-    as_row, as_column = at.dataframe[1].value, at.dataframe[2].value
+    as_row, as_column = at.dataframe[0].value, at.dataframe[1].value  # the word's section comes first
     by_row = head_top_pairs(model, "qk", 2, 3, 4, row_token=2332)
     by_column = head_top_pairs(model, "qk", 2, 3, 4, col_token=2332)
     assert list(as_row.iloc[:, 1]) == list(by_row.col_tokens)

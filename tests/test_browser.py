@@ -100,7 +100,7 @@ def test_neurons_page(app_page, app_server):
     rows = grid_rows(page)
     assert rows[0] == ["rank", "K", "K score", "V", "V score", "-K", "-K score", "-V", "-V score"]
     name, text = download_text(page, "CSV")
-    assert name == "neuron-layer2-17.csv"
+    assert name == "neuron-layer2-17-k10.csv"  # the settings in the name: k only, nothing else set
     table = csv_rows(text)
     assert [row["rank"] for row in table] == [str(rank) for rank in range(1, 11)]
     k_scores = [float(row["K score"]) for row in table]
@@ -137,7 +137,7 @@ def test_head_page(app_page, app_server, kind, view, headers):
     rows = grid_rows(page)
     assert rows[0][:3] == ["rank", *headers]
     name, text = download_text(page, "CSV")
-    assert name == f"{kind}-layer{layer}-head{head}.csv"
+    assert name == f"{kind}-layer{layer}-head{head}{'-ascii' if 'ascii=true' in view else ''}-k10.csv"
     table = csv_rows(text)
     assert len(table) == 10 and len(rows) == 11
     assert [row[1:3] for row in rows[1:]] == [[pair["row_token"], pair["col_token"]] for pair in table]
