@@ -21,7 +21,6 @@ try:
     annotations_ui.display_name_input()
     if settings is not None:  # None: the model could not be opened, and the sidebar said why
         state.share(settings)
-        urlstate.publish(keep_undeclared=True)  # the sidebar's part of the address, before the page's slow work
         page.run()
 except EmbspaceError as err:  # e.g. a missing shard found only when a layer is read: a message, not a traceback
     st.error(str(err), icon=":material/error:")

@@ -184,7 +184,8 @@ def pairs_scatter(settings: ViewSettings, pairs: pd.DataFrame, plot: ScatterOpti
         "embeds alike. Markers tell row tokens from column tokens; colour is the best score of a "
         "pair the token is in."
     )
-    order = "most negative" if settings.negative else "best"
-    title = f"{where}: the tokens of its {len(top)} {order} pairs"
-    figure = cache.pairs_scatter(settings.model, top, plot, title)
-    render.figure(figure, f"{stem}-tsne", key="tsne", suffix=settings_line.file_suffix(settings, pairs=True))
+
+
+def capitalized(text: str) -> str:
+    """`text` with its first letter upper-case ("top 30 pairs" -> "Top 30 pairs")."""
+    return text[:1].upper() + text[1:]

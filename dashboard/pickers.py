@@ -47,6 +47,15 @@ def _randomise(kind: ViewKind, n_layers: int, count: int) -> None:
     show_unit(random.randrange(n_layers), kind, random.randrange(count))
 
 
+def step_unit(kind: ViewKind, n_layers: int, count: int, delta: int) -> None:
+    """Move the pickers `delta` units on, across layers (after layer 2's last head comes layer 3's head 0;
+    the last unit of the model wraps to the first): stepping through heads in a lab meeting."""
+    state = st.session_state
+    flat = int(state.get(LAYER_KEY, 0)) * count + int(state.get(kind.unit, 0)) + delta
+    layer, index = divmod(flat % (n_layers * count), count)
+    show_unit(layer, kind, index)
+
+
 def _index_input(column, label: str, key: str, count: int) -> int:
     """A number input for an index in 0..count-1 whose value lives in the page address."""
     return int(
@@ -57,13 +66,30 @@ def _index_input(column, label: str, key: str, count: int) -> int:
 
 
 def layer_and_unit(model: EmbeddingSpaceModel, kind: ViewKind) -> tuple[int, int]:
-    """Layer and head/neuron number inputs side by side, with a "random" button; returns (layer, index)."""
+    """Layer and head/neuron number inputs side by side, with previous / next (the keyboard's ← and →)
+    and "random" buttons; returns (layer, index)."""
     n_layers, count, unit = model.shape.n_layers, unit_count(model, kind), kind.unit
-    layer_column, unit_column, button_column = st.columns([2, 2, 1], vertical_alignment="bottom")
+    columns = st.columns([2, 2, 1, 1, 1], vertical_alignment="bottom")
+    layer_column, unit_column, previous_column, next_column, button_column = columns
     layer = _index_input(layer_column, "Layer", LAYER_KEY, n_layers)
     index = _index_input(unit_column, unit.capitalize(), unit, count)
+    for column, label, icon, shortcut, delta in (
+        (previous_column, "Previous", ":material/arrow_back:", "left", -1),
+        (next_column, "Next", ":material/arrow_forward:", "right", 1),
+    ):
+        column.button(
+            label,
+            icon=icon,
+            on_click=step_unit,
+            args=(kind, n_layers, count, delta),
+            shortcut=shortcut,
+            help=f"{label} {unit}, across layers (keyboard: {'←' if delta < 0 else '→'}).",
+            width="stretch",
+            key=f"step_{label.lower()}",
+        )
     button_column.button(
         f"Random {unit}",
+        key="random_unit",
         icon=":material/casino:",
         on_click=_randomise,
         args=(kind, n_layers, count),

@@ -25,9 +25,7 @@ def _frame_height(rows: int) -> int:
     return (min(max(rows, 1), VISIBLE_ROWS) + 1) * ROW_HEIGHT + 6
 
 
-def downloads(
-    stem: str, csv: str | Callable[[], str], json_text: str | Callable[[], str], *, suffix: str = ""
-) -> None:
+def downloads(stem: str, csv: str | Callable[[], str], json_text: str | Callable[[], str], *, suffix: str = "") -> None:
     """CSV and JSON download buttons side by side (clicking them does not rerun the page).
 
     csv, json_text: the text, or a function that makes it when the button is clicked (so a view that

@@ -177,15 +177,11 @@ def current_params() -> dict[str, str]:
     }
 
 
-def publish(*, keep_undeclared: bool = False) -> None:
+def publish() -> None:
     """Make the URL's query parameters `current_params()` (no message when unchanged).
 
-    keep_undeclared: leave parameters no widget has declared yet in this run (the page's own,
-    before the page has run), so the sidebar's part of the address is written early.
-    """
+    Once per run, at its end: each write is a browser history entry, so an early partial address
+    would be one more step for Back."""
     wanted = current_params()
-    if keep_undeclared:
-        declared = st.session_state.get(_DECLARED, {})
-        wanted = {key: value for key, value in st.query_params.to_dict().items() if key not in declared} | wanted
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)

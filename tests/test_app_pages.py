@@ -119,13 +119,30 @@ def test_random_head_moves_the_view_and_the_address(app):
     at = app("pages/vo.py", k="3", pairs="3")
     seen = set()
     for _ in range(3):
-        at.button[0].click().run()
+        at.button(key="random_unit").click().run()
         assert_clean(at)
         layer, head = at.number_input(key="layer").value, at.number_input(key="head").value
         assert 0 <= layer < 6 and 0 <= head < 12
         assert at.query_params.get("layer", "0") == str(layer) and at.query_params.get("head", "0") == str(head)
         seen.add((layer, head))
     assert len(seen) > 1
+
+
+def test_next_and_previous_step_through_heads_across_layers(app):
+    at = app("pages/vo.py", layer="0", head="11", k="3", pairs="3")
+    first_table = at.dataframe[0].value
+    at.button(key="step_next").click().run()
+    assert_clean(at)
+    assert (at.number_input(key="layer").value, at.number_input(key="head").value) == (1, 0)
+    assert at.query_params["layer"] == "1" and "head" not in at.query_params  # head 0 is the default
+    assert not at.dataframe[0].value.equals(first_table)
+    at.button(key="step_previous").click().run()
+    assert (at.number_input(key="layer").value, at.number_input(key="head").value) == (0, 11)
+    assert at.dataframe[0].value.equals(first_table)
+    at = app("pages/neurons.py", layer="0", neuron="0", k="3", points="4")
+    at.button(key="step_previous").click().run()  # the model's first unit wraps to its last
+    assert (at.number_input(key="layer").value, at.number_input(key="neuron").value) == (5, 1535)
+    assert [b.proto.shortcut for b in at.button if b.key in ("step_previous", "step_next")] == ["left", "right"]
 
 
 def test_downloads_carry_the_tables_and_the_plot(app, downloads):

@@ -21,16 +21,22 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 
 @pytest.fixture(name="file_names")
 def file_names_fixture(downloads, monkeypatch) -> dict[str, str]:
-    """{media url: file name} of every download button with its data (on top of `downloads`)."""
+    """{media url or deferred id: file name} of every download button (on top of `downloads`)."""
     names: dict[str, str] = {}
-    add = MediaFileManager.add
+    add, add_deferred = MediaFileManager.add, MediaFileManager.add_deferred
 
     def recording_add(self, path_or_data, mimetype, coordinates, file_name=None, *args, **kwargs):
         url = add(self, path_or_data, mimetype, coordinates, file_name, *args, **kwargs)
         names[url] = file_name
         return url
 
+    def recording_add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        file_id = add_deferred(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+        names[file_id] = file_name
+        return file_id
+
     monkeypatch.setattr(MediaFileManager, "add", recording_add)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", recording_add_deferred)
     return names
 
 
@@ -68,7 +74,7 @@ def test_downloads_carry_the_settings_in_name_and_content(app, downloads, file_n
     at = app("pages/vo.py", layer="5", head="7", k="4", pairs="3", alnum="true", alphabet="polish", negative="true")
     assert_clean(at)
     button = next(b for b in at.get("download_button") if b.proto.id.endswith("-vo-layer5-head7-csv"))
-    assert file_names[button.proto.url] == "vo-layer5-head7-neg-alnum-polish-k4.csv"
+    assert file_names[button.proto.url or button.proto.deferred_file_id] == "vo-layer5-head7-neg-alnum-polish-k4.csv"
     document = json.loads(download_data(at, downloads, "vo-layer5-head7-json"))
     settings = document["settings"]
     assert settings["model"] == "sentence-transformers/all-MiniLM-L6-v2" and settings["embedding"] == "input"
