@@ -82,6 +82,10 @@ def click_target(page, label: str | None):
     return main.get_by_role("button", name=label).first
 
 
+def describe_target(label: str | None) -> str:
+    return f'button "{label}"' if label else 'the Head number input\'s "+"'
+
+
 def wait_drawn(page, before: str, expected: dict) -> dict:
     handle = page.wait_for_function(DRAWN_JS, arg=[before, expected], polling="raf", timeout=CLICK_TIMEOUT_MS)
     return handle.json_value()
@@ -108,6 +112,7 @@ def one_click(page, target, before: str, expected: dict, settle_s: float) -> dic
 
 def measure(url: str, args, expected: dict, tree: ServerTree) -> tuple[list[dict], float]:
     """Open the page, then click `args.clicks` times; the clicks and the server's CPU seconds for them."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -121,9 +126,16 @@ def measure(url: str, args, expected: dict, tree: ServerTree) -> tuple[list[dict
             head = wait_drawn(page, "", expected)["head"]
             page.wait_for_timeout(args.settle * 1000)
             target, clicks = click_target(page, args.button), []
+            try:
+                target.wait_for(state="visible", timeout=10_000)
+            except PlaywrightTimeout:
+                raise SystemExit(f"no {describe_target(args.button)} on the W_VO page") from None
             cpu = tree.cpu_seconds()
-            for _ in range(args.clicks):
-                clicks.append(one_click(page, target, head, expected, args.settle))
+            for number in range(1, args.clicks + 1):
+                try:
+                    clicks.append(one_click(page, target, head, expected, args.settle))
+                except PlaywrightTimeout:
+                    raise SystemExit(f"click {number}: no other head's table and plot drawn after it") from None
                 head = clicks[-1]["head"]
             return clicks, tree.cpu_seconds() - cpu
         finally:
@@ -188,17 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     heads = [(layer, head) for layer in range(LAYERS) for head in range(HEADS)]
     expected = {f"{l}:{h}": list(pair[:2]) for (l, h), pair in expected_top_pairs("vo", heads).items()}  # noqa: E741
     context = {"cpu": cpu_description(), "load_before": load_average(), "options": " ".join(args.server_option)}
-    context["clicked"] = f'button "{args.button}"' if args.button else 'the Head number input\'s "+"'
-    log = Path(tempfile.mkdtemp(prefix="embspace-click-")) / "server.log"
-    env = {"EMBSPACE_DATA_DIR": tempfile.mkdtemp(prefix="embspace-data-")}
-    with streamlit_app(options, env, log) as (process, url):
-        tree = ServerTree(process.pid)
-        tree.start()
-        try:
-            started = time.perf_counter()
-            clicks, cpu = measure(url, args, expected, tree)
-        finally:
-            tree.stop()
+    context["clicked"] = describe_target(args.button)
+    with tempfile.TemporaryDirectory(prefix="embspace-click-") as scratch:  # the server's log and annotations
+        env = {"EMBSPACE_DATA_DIR": str(Path(scratch) / "data")}
+        with streamlit_app(options, env, Path(scratch) / "server.log") as (process, url):
+            tree = ServerTree(process.pid)
+            tree.start()
+            try:
+                started = time.perf_counter()
+                clicks, cpu = measure(url, args, expected, tree)
+            finally:
+                tree.stop()
     context["load_after"] = load_average()
     print(report(clicks, cpu, context))
     if args.json:

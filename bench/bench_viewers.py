@@ -82,6 +82,7 @@ class View:
     stem: str = ""  # the table's download key names the head: "vo-layer3-head7"
     top_pair: list[str] | None = None  # rank 1 (row token, column token) of the page's table
     expected: list[str] | None = None
+    from_atlas: bool = False  # the page said its table came from the atlas
     errors: list[str] = field(default_factory=list)  # exceptions, st.error text, protocol surprises
     tables: list[bytes] = field(default_factory=list, repr=False)  # Arrow IPC streams, read after timing
 
@@ -127,6 +128,8 @@ def note_element(view: View, message: ForwardMsg) -> None:
         view.shown_head = shown
     elif kind == "download_button" and not view.stem and (stem := STEM.search(element.download_button.id)):
         view.stem = stem.group(1)
+    elif kind == "markdown" and element.markdown.body.startswith("From the atlas"):
+        view.from_atlas = True
     elif kind == "exception":
         view.errors.append(f"exception {element.exception.type}: {element.exception.message[:300]}")
     elif kind == "alert" and element.alert.format == Alert.ERROR:
@@ -138,7 +141,7 @@ def note_message(view: View, message: ForwardMsg) -> bool:
     kind = message.WhichOneof("type")
     if kind == "new_session":  # a run starts: what an earlier run drew is replaced
         view.runs += 1
-        view.tables, view.shown_head, view.stem = [], None, ""
+        view.tables, view.shown_head, view.stem, view.from_atlas = [], None, "", False
     elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
         note_element(view, message)
     elif kind == "ref_hash":  # never sent to a client that declared no cached messages
@@ -244,7 +247,7 @@ async def run_server_cases(url: str, tree: ServerTree, steps: list, first: tuple
 
 def serve_and_measure(setting: dict, steps: list, first: tuple[int, int], args, env: dict) -> dict:
     """One fresh server with `setting`'s options; every case against it."""
-    log = Path(tempfile.mkdtemp(prefix="embspace-viewers-")) / "server.log"
+    log = Path(tempfile.mkdtemp(prefix="embspace-viewers-log-")) / "server.log"
     started = time.perf_counter()
     with streamlit_app(setting["options"], env, log) as (process, url):
         server_start = time.perf_counter() - started
@@ -316,7 +319,9 @@ def report(results: list[dict], context: dict) -> str:
     lines = [
         f"CPU: {context['cpu']}; load average (1/5/15 min) before: {context['load_before']}, "
         f"after: {context['load_after']}",
-        f"streamlit {context['streamlit']}, {MODEL} W_VO page, atlas: {context['atlas'] or 'none'}",
+        f"streamlit {context['streamlit']}, {MODEL} W_VO page, atlas: {context['atlas'] or 'none'} "
+        f"({sum(v.from_atlas for r in results for c in r['cases'] for v in c.views)} of "
+        f"{sum(len(c.views) for r in results for c in r['cases'])} views said their table came from an atlas)",
         "",
         "| setting | case | all served | latency median | latency p95 | server CPU / view | peak RSS | right head and top pair |",
         "|---|---|---|---|---|---|---|---|",
@@ -357,12 +362,11 @@ def as_json(results: list[dict], context: dict) -> dict:
 # --- the run ------------------------------------------------------------------------------------------
 
 
-def build_atlas() -> Path:
-    """The MiniLM atlas (k 50), built in a temporary directory."""
-    directory = Path(tempfile.mkdtemp(prefix="embspace-atlas-"))
+def build_atlas(directory: Path) -> Path:
+    """The MiniLM atlas (k 50), built in `directory` (its output on stderr, so stdout stays the report)."""
     command = [sys.executable, "-m", "embspace", "atlas", "build", MODEL, "--out", str(directory), "--k", "50"]
     started = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=True)
+    subprocess.run(command, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=sys.stderr, check=True)
     print(f"atlas built in {time.perf_counter() - started:.0f} s: {directory}", file=sys.stderr)
     return directory
 
@@ -408,20 +412,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    atlas = str(build_atlas()) if args.atlas == "build" else args.atlas
-    env = {
-        "EMBSPACE_DATA_DIR": tempfile.mkdtemp(prefix="embspace-data-"),
-        **({"EMBSPACE_ATLAS_DIR": atlas} if atlas else {}),
-    }
+    with tempfile.TemporaryDirectory(prefix="embspace-viewers-") as scratch:  # annotations, a built atlas
+        atlas = str(build_atlas(Path(scratch) / "atlas")) if args.atlas == "build" else args.atlas
+        env = {"EMBSPACE_DATA_DIR": str(Path(scratch) / "data"), **({"EMBSPACE_ATLAS_DIR": atlas} if atlas else {})}
+        label = f"{atlas} (built by this run, removed after it)" if args.atlas == "build" else atlas
+        results, context = measure(args, env, label)
+    print(report(results, context))
+    summary = as_json(results, context)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+    failed = [(s["name"], c["name"], v) for s in summary["settings"] for c in s["cases"] for v in c["views"]]
+    for setting, case, view in failed:
+        if not view["ok"]:
+            print(
+                f"FAILED {setting} / {case}: layer {view['layer']} head {view['head']}: {view['errors']}",
+                file=sys.stderr,
+            )
+    return 0 if summary["ok"] else 1
+
+
+def measure(args, env: dict[str, str], atlas: str | None) -> tuple[list[dict], dict]:
+    """Every server run, each viewer checked against the top pairs computed before the first one."""
     runs, needed = settings(args), heads_needed(args.cases, args.viewers)
     orders = [head_order(index * needed) for index in range(len(runs))]
     expected = expected_top_pairs(KIND, [head for order in orders for head in order[:needed]])
-    context = {
-        "cpu": cpu_description(),
-        "load_before": load_average(),
-        "streamlit": streamlit.__version__,
-        "atlas": atlas,
-    }
+    context = {"cpu": cpu_description(), "load_before": load_average(), "streamlit": streamlit.__version__}
+    context["atlas"] = atlas
     results = []
     for setting, order in zip(runs, orders, strict=True):
         result = serve_and_measure(setting, plan(args.cases, args.viewers, order), order[0], args, env)
@@ -430,18 +446,7 @@ def main(argv: list[str] | None = None) -> int:
                 check_view(view, expected)
         results.append(result)
     context["load_after"] = load_average()
-    print(report(results, context))
-    summary = as_json(results, context)
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
-    failed = [
-        (s["name"], c["name"], v) for s in summary["settings"] for c in s["cases"] for v in c["views"] if not v["ok"]
-    ]
-    for setting, case, view in failed:
-        print(
-            f"FAILED {setting} / {case}: layer {view['layer']} head {view['head']}: {view['errors']}", file=sys.stderr
-        )
-    return 1 if failed else 0
+    return results, context
 
 
 if __name__ == "__main__":
