@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, atlas_view, cache, pickers, render, settings_line, state, urlstate
+from dashboard import annotations_ui, atlas_view, cache, pickers, prefetch, render, settings_line, state, urlstate
 from dashboard.pickers import ScatterOptions
 from dashboard.settings_line import FileSettings
 from dashboard.state import ViewSettings
@@ -94,6 +94,19 @@ def head_page(kind: str) -> None:
         pairs_scatter(settings, pairs, plot, f"Layer {layer}, head {head}", stem)
     if not word_first:
         token_in_head(settings, spec, layer, head)
+    step = pickers.stepped()
+    if step and atlas_view.model_atlas(model) is None:  # an atlas answers the next head at once anyway
+        next_layer, next_head = pickers.neighbour(model, spec.kind.view, layer, head, step)
+        prefetch.in_background(lambda: compute_view(settings, kind, next_layer, next_head, plot))
+
+
+def compute_view(settings: ViewSettings, kind: str, layer: int, head: int, plot: ScatterOptions) -> None:
+    """What the page computes for a head, live, without drawing: its pairs, copying score and scatter."""
+    pairs = cache.head_pairs(settings, kind, layer, head, max(settings.k, plot.points))
+    cache.head_copying_score(settings.model, layer, head)
+    if len(pairs):
+        top = pairs.head(plot.points)
+        cache.pairs_scatter(settings.model, top, plot, scatter_title(settings, f"Layer {layer}, head {head}", len(top)))
 
 
 def head_pairs(settings: ViewSettings, kind: str, layer: int, head: int, k: int) -> pd.DataFrame:
@@ -175,15 +188,19 @@ def pairs_scatter(settings: ViewSettings, pairs: pd.DataFrame, plot: ScatterOpti
         st.info("No pair passes the filters.")
         return
     top = pairs.head(plot.points)
-    order = "most negative" if settings.negative else "best"
-    title = f"{where}: the tokens of its {len(top)} {order} pairs"
-    figure = cache.pairs_scatter(settings.model, top, plot, title)
+    figure = cache.pairs_scatter(settings.model, top, plot, scatter_title(settings, where, len(top)))
     render.figure(figure, f"{stem}-tsne", key="tsne", suffix=settings_line.file_suffix(settings, pairs=True))
     st.caption(
         "t-SNE of the tokens' embedding vectors (rows of E): nearby points are tokens the model "
         "embeds alike. Markers tell row tokens from column tokens; colour is the best score of a "
         "pair the token is in."
     )
+
+
+def scatter_title(settings: ViewSettings, where: str, count: int) -> str:
+    """The scatter's title: "Layer 2, head 3: the tokens of its 30 best pairs" (or most negative)."""
+    order = "most negative" if settings.negative else "best"
+    return f"{where}: the tokens of its {count} {order} pairs"
 
 
 def capitalized(text: str) -> str:

@@ -29,6 +29,7 @@ class ScatterOptions:
     labels: bool  # write each token next to its point
 
 
+_STEPPED = "_stepped"  # session key: the Previous / Next step that caused this run
 LAYER_KEY = LAYER_PARAM  # the layer picker's key and URL parameter; a unit's is its kind's `unit` ("head", "neuron")
 
 
@@ -52,8 +53,20 @@ def step_unit(kind: ViewKind, n_layers: int, count: int, delta: int) -> None:
     the last unit of the model wraps to the first): stepping through heads in a lab meeting."""
     state = st.session_state
     flat = int(state.get(LAYER_KEY, 0)) * count + int(state.get(kind.unit, 0)) + delta
-    layer, index = divmod(flat % (n_layers * count), count)
+    layer, index = divmod(flat % (n_layers * count), count)  # as `neighbour` computes it
     show_unit(layer, kind, index)
+    state[_STEPPED] = delta
+
+
+def stepped() -> int | None:
+    """The step (+1 / -1) that caused this run, once; None when the run was caused by anything else."""
+    return st.session_state.pop(_STEPPED, None)
+
+
+def neighbour(model: EmbeddingSpaceModel, kind: ViewKind, layer: int, index: int, delta: int) -> tuple[int, int]:
+    """(layer, index) of the unit `delta` steps on, as Previous / Next would move."""
+    count = unit_count(model, kind)
+    return divmod((layer * count + index + delta) % (model.shape.n_layers * count), count)
 
 
 def _index_input(column, label: str, key: str, count: int) -> int:

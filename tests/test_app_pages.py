@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -222,3 +223,26 @@ def test_changing_only_the_plot_options_does_not_recompute_the_table(app, tmp_pa
     assert len(log.read_text().splitlines()) == 1
     at.number_input(key="head").set_value(5).run()  # a new head is computed: the log can tell
     assert len(log.read_text().splitlines()) == 2
+
+
+def test_after_a_step_the_next_head_is_computed_before_the_next_click(app, tmp_path, monkeypatch):
+    """Stepping with Next computes the following head in the background; the next Next finds it ready."""
+    log = tmp_path / "computations.jsonl"
+    monkeypatch.setenv("EMBSPACE_COMPUTE_LOG", str(log))
+
+    def computed_heads() -> list[tuple[int, int]]:
+        lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return [(entry[2], entry[3]) for entry in lines if entry[0] == "head_pairs"]
+
+    at = app("pages/vo.py", layer="2", head="10", k="5", pairs="5")
+    assert computed_heads() == [(2, 10)]  # opening a view prefetches nothing
+    at.button(key="step_next").click().run()
+    assert_clean(at)
+    deadline = time.monotonic() + 60
+    while (3, 0) not in computed_heads() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert computed_heads() == [(2, 10), (2, 11), (3, 0)]  # layer 2's last head, then layer 3's first
+    at.button(key="step_next").click().run()
+    assert_clean(at)
+    assert (at.number_input(key="layer").value, at.number_input(key="head").value) == (3, 0)
+    assert computed_heads()[:4] == [(2, 10), (2, 11), (3, 0), (3, 1)]  # (3, 0) was not computed twice
