@@ -21,7 +21,7 @@ def stored_files(directory) -> set[str]:
 
 def test_a_corpus_is_kept_under_its_digest_and_found_by_a_prefix(tmp_path):
     store = CorpusStore(tmp_path, budget_bytes=10_000)
-    data = "kot\npies\n".encode()
+    data = b"kot\npies\n"
     digest = hashlib.sha256(data).hexdigest()
     kept = store.put(data, "moje notatki.txt")
     assert kept.digest == digest == corpus_digest(data) and kept.short == digest[:16]

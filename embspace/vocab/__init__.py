@@ -14,7 +14,7 @@ from embspace.vocab.corpus import (
     iter_corpus_texts,
 )
 from embspace.vocab.filters import ALPHABETS, FilterError, PairFilter, PairPredicate, VocabFilter, token_list_ids
-from embspace.vocab.normalization import NormalizerReport, normalizer_report
+from embspace.vocab.normalization import NormalizerReport, normalize_text, normalizer_report
 from embspace.vocab.store import DIGEST_PREFIX, CorpusStore, StoredCorpus, corpus_digest, is_digest_prefix
 from embspace.vocab.tokens import DISPLAY_CONVENTION, Vocabulary, build_vocabulary
 
@@ -40,6 +40,7 @@ __all__ = [
     "infer_format",
     "is_digest_prefix",
     "iter_corpus_texts",
+    "normalize_text",
     "normalizer_report",
     "token_list_ids",
 ]

@@ -79,6 +79,13 @@ def normalizer_report(tokenizer: Any, alphabet: str | Iterable[str] | None = Non
     return NormalizerReport(_describe(nodes), lowercases, strips, mapped, kept)
 
 
+def normalize_text(tokenizer: Any, text: str) -> str:
+    """`text` as the tokenizer's normalizer leaves it before splitting ("Król" -> "krol" for an uncased BERT);
+    unchanged when the tokenizer has no normalizer."""
+    normalizer = _normalizer(tokenizer)
+    return text if normalizer is None else normalizer.normalize_str(text)
+
+
 def _normalizer(tokenizer: Any) -> Any | None:
     backend = getattr(tokenizer, "backend_tokenizer", None) or tokenizer
     return getattr(backend, "normalizer", None)
