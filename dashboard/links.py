@@ -1,7 +1,7 @@
 """Links inside the app: one click, the same tab, the same session (so an uploaded corpus stays in effect).
 
-A table of views is a selectable st.dataframe: clicking a row (any cell, or its checkbox) opens that row's
-view with st.switch_page. A LinkColumn would open a new tab, i.e. a new session that has lost the upload.
+A table of views is a row-selectable st.dataframe: ticking a row's box (left of its "open" cell) opens that
+row's view with st.switch_page. (A cell click does not select in the browser, so rows are the one mechanism.) A LinkColumn would open a new tab, i.e. a new session that has lost the upload.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dashboard import page_list
 from embspace import ViewKind
 
 _FOLLOW = "_follow_link"  # session key: the Link a table's click asked for, followed on the next run
-CLICK_HINT = "Click a row to open its view (same tab, same settings)."
+CLICK_HINT = "Tick a row's box (left of “open”) to open its view: one click, this tab, the same settings."
 OPEN_TEXT = "open →"  # the text of a link table's "open" column
 
 
@@ -43,7 +43,7 @@ def link_table(
     column_config: Mapping | None = None,
     hint: str = CLICK_HINT,
 ) -> None:
-    """Show `frame` (row i leads to links[i]); a click on a row opens its view in this tab.
+    """Show `frame` (row i leads to links[i]); a click on a row's box opens its view in this tab.
 
     A link chosen in the previous run is followed first, before anything else of the table is drawn.
     """
@@ -55,7 +55,7 @@ def link_table(
         hide_index=True,
         column_config=dict(column_config or {}),
         on_select=functools.partial(_choose, key, tuple(links)),
-        selection_mode=("single-row", "single-cell"),
+        selection_mode="single-row",
     )
 
 
