@@ -115,3 +115,22 @@ def test_the_corpus_tokens_can_be_listed_and_downloaded_with_counts(app, downloa
     assert list(table["count"]) == [2, 2, 1, 1, 1, 1]
     csv = download_data(at, downloads, "corpus_tokens_csv")
     assert csv.splitlines()[0] == "token,token_id,count" and len(csv.splitlines()) == 7
+
+
+def test_a_hosted_server_refuses_an_upload_over_its_limit_and_keeps_nothing(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("EMBSPACE_HOSTED", "1")
+    monkeypatch.setenv("EMBSPACE_MAX_UPLOAD_BYTES", "20")
+    at = upload(app("pages/about.py"))
+    assert not at.exception
+    assert any("Corpus not used" in e.value and "uploads up to 20 bytes" in e.value for e in at.error)
+    assert "corpus" not in at.query_params and kept_tokens(at) > 1000
+    corpora = tmp_path / "embspace-data" / "corpora"
+    assert not corpora.exists() or not any(p.suffix == ".txt" for p in corpora.iterdir())
+
+
+def test_a_hosted_server_keeps_an_upload_within_its_corpus_budget(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("EMBSPACE_HOSTED", "1")
+    at = upload(app("pages/about.py"))
+    assert_clean(at)
+    assert (tmp_path / "embspace-data" / "corpora" / f"{DIGEST}.txt").read_text() == CORPUS
+    assert at.query_params["corpus"] == DIGEST[:16]
