@@ -47,11 +47,6 @@ def hits_frame(settings: ViewSettings, words: tuple[str, ...], limit: int) -> pd
     return frame
 
 
-def split_words(model: EmbeddingSpaceModel, words: list[str]) -> list[tuple[str, list[str]]]:
-    """(word, its tokens) for each word the user typed, as the tokenizer splits it."""
-    return [(word.word, list(word.tokens)) for word in query_tokens(model, words)]
-
-
 def query_words(model: EmbeddingSpaceModel, words: tuple[str, ...]) -> list[QueryWord]:
     """Each typed word with its token ids and tokens, in the order typed."""
     return query_tokens(model, list(words))
