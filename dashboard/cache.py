@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -41,7 +42,7 @@ PROGRESS_STEPS = 50  # at most this many progress-bar updates per job (each is r
 
 @dataclass(frozen=True)
 class CorpusUpload:
-    """An uploaded corpus, kept in the session (uploads are not part of the page address)."""
+    """An uploaded corpus in the session (the page address names it by digest: dashboard/corpus_view.py)."""
 
     name: str
     data: bytes
@@ -142,7 +143,13 @@ def _embedding_gram(model: EmbeddingSpaceModel) -> torch.Tensor:
 def corpus_ids(
     model: EmbeddingSpaceModel, upload: CorpusUpload, fmt: str, field: str | None, top_n: int | None
 ) -> frozenset[int]:
-    """Token ids of an uploaded corpus (its N most common with top_n), with progress."""
+    """Token ids of an uploaded corpus (its N most common with top_n)."""
+    return corpus_token_ids(corpus_counts(model, upload, fmt, field), top_n=top_n)
+
+
+@st.cache_data(max_entries=RESULT_ENTRIES, show_spinner=False, hash_funcs=HASH_FUNCS)
+def corpus_counts(model: EmbeddingSpaceModel, upload: CorpusUpload, fmt: str, field: str | None) -> Counter:
+    """Counter token id -> occurrences in an uploaded corpus, with progress (kept: the token list shows them)."""
     texts = list(iter_corpus_texts(upload.data, fmt=fmt, field=field))
     bar, update = _progress_bar(f"Tokenising {upload.name} …")
     try:
@@ -155,7 +162,7 @@ def corpus_ids(
         )
     finally:
         bar.empty()
-    return corpus_token_ids(counts, top_n=top_n)
+    return counts
 
 
 @st.cache_data(max_entries=RESULT_ENTRIES, show_spinner="Projecting the neuron's vectors …", hash_funcs=HASH_FUNCS)

@@ -7,22 +7,23 @@ address (see urlstate).
 
 from __future__ import annotations
 
+<<<<<<< HEAD
 import hashlib
+=======
+import os
+>>>>>>> corpus
 
 import streamlit as st
 
-from dashboard import cache, urlstate
-from dashboard.cache import CorpusUpload
+from dashboard import cache, corpus_view, tokenizer_view, urlstate
 from dashboard.state import ModelChoice, ViewSettings
 from embspace import ALPHABETS, DEFAULT_MODEL, EmbeddingSpaceModel, EmbspaceError, ModelInfo, PairFilter, VocabFilter
 from embspace.hosting import HostingPolicy
 from embspace.model import EMBEDDING_CHOICES, MODEL_PRESETS, CheckpointError, UnsupportedArchitecture
 from embspace.settings import WEIGHT_BUDGET_ENV
-from embspace.vocab import corpus_fields, infer_format, iter_corpus_texts
 
 DEFAULT_K = 30
 MAX_K = 500
-CORPUS_TYPES = ["txt", "jsonl", "csv", "tsv"]
 
 MODEL_HELP = (
     "A preset, or type a Hugging Face hub id (e.g. `EleutherAI/pythia-70m`) or the path of a local "
@@ -50,7 +51,6 @@ PAIR_CHECKBOXES = {
 }
 
 _FAILED = "_failed_model"  # session key: (ModelChoice, message) of the last model that failed to open
-_CORPUS = "_corpus"  # session key: CorpusUpload, kept across page switches (uploads are not in the URL)
 
 
 def draw() -> ViewSettings | None:
@@ -133,19 +133,17 @@ def view_settings(model: EmbeddingSpaceModel) -> ViewSettings:
     negative = urlstate.widget(
         sidebar.checkbox, "Most negative instead of most positive", key="negative", default=False
     )
-    token_rules = token_rule_widgets()
+    token_rules = token_rule_widgets(model)
     pair_filter = pair_filter_widgets()
-    corpus_ids = corpus_filter(model)
+    corpus_ids, corpus_name = corpus_filter(model)
     vocab_filter = VocabFilter(**token_rules, allowed_ids=corpus_ids)
     kept = int(model.vocab_mask(vocab_filter).sum())
     sidebar.metric("Tokens kept by the filters", f"{kept:,} of {model.shape.vocab_size:,}")
     if kept == 0:
         sidebar.warning("No token passes these filters: loosen them to see any table.")
     sidebar.caption(
-        "Every setting above, except a corpus upload, is in the page address: copy the URL to share this view."
+        "Every setting above is in the page address (a corpus by its digest): copy the URL to share this view."
     )
-    upload: CorpusUpload | None = st.session_state.get(_CORPUS)
-    corpus_name = upload.name if corpus_ids is not None and upload is not None else None
     return ViewSettings(model, int(k), vocab_filter, pair_filter, negative, corpus_name)
 
 
@@ -157,8 +155,10 @@ def address_checkboxes(boxes: dict[str, tuple[str, str | None]]) -> dict[str, bo
     }
 
 
-def token_rule_widgets() -> dict:
-    """Sidebar widgets for which tokens a table may show; VocabFilter's arguments except the corpus."""
+def token_rule_widgets(model: EmbeddingSpaceModel) -> dict:
+    """Sidebar widgets for which tokens a table may show; VocabFilter's arguments except the corpus.
+
+    With "letters and digits" on, a caption under the alphabet says what the tokenizer does to its letters."""
     ticked = address_checkboxes(TOKEN_CHECKBOXES)
     alphabet = urlstate.widget(
         st.sidebar.selectbox,
@@ -168,6 +168,8 @@ def token_rule_widgets() -> dict:
         options=sorted(ALPHABETS),
         disabled=not ticked["alnum"],
     )
+    if ticked["alnum"]:
+        st.sidebar.caption(tokenizer_view.alphabet_note(model, alphabet))
     ticked |= address_checkboxes(SPECIAL_TOKEN_CHECKBOX)  # below the alphabet, which belongs to "alnum"
     return {
         "only_ascii": ticked["ascii"],
@@ -184,64 +186,9 @@ def pair_filter_widgets() -> PairFilter:
     return PairFilter(exclude_same=ticked["same"], exclude_fuzzy=ticked["fuzzy"])
 
 
-def _remember_upload() -> None:
-    """Keep the uploaded bytes in the session: the uploader forgets them when st.switch_page runs."""
-    upload = st.session_state.get("corpus_file")
-    if upload is None:
-        st.session_state[_CORPUS] = None
-    else:
-        data = upload.getvalue()
-        st.session_state[_CORPUS] = CorpusUpload(upload.name, data, hashlib.sha256(data).hexdigest())
-
-
-def corpus_filter(model: EmbeddingSpaceModel) -> frozenset[int] | None:
-    """Sidebar corpus upload; the token ids it uses (or its N most common), None without a corpus."""
-    with st.sidebar.expander("Restrict to a corpus", expanded=st.session_state.get(_CORPUS) is not None):
-        st.file_uploader(
-            "Corpus (.txt, .jsonl, .csv)",
-            type=CORPUS_TYPES,
-            key="corpus_file",
-            on_change=_remember_upload,
-            help="Only tokens that occur in this text are shown. .txt: one document per line; "
-            ".jsonl / .csv: pick the field or column holding the text.",
-        )
-        st.caption("Uploads stay in this browser session and are not part of the page address.")
-        upload: CorpusUpload | None = st.session_state.get(_CORPUS)
-        if upload is None:
-            return None
-        try:
-            hosting_policy().check_upload(len(upload.data))  # uploads live in memory only, never on disk
-            fmt = infer_format(upload.name)
-            fields = corpus_fields(upload.data, fmt=fmt)
-            field = None
-            if fields:
-                if st.session_state.get("corpus_field") not in fields:
-                    st.session_state["corpus_field"] = _text_field(upload.data, fmt, fields)
-                field = st.selectbox("Text field / column", fields, key="corpus_field", persist_state="session")
-            top_n = st.number_input(
-                "Only the N most common tokens (0: all)",
-                min_value=0,
-                step=100,
-                key="corpus_top_n",
-                persist_state="session",
-            )
-            ids = cache.corpus_ids(model, upload, fmt, field, int(top_n) or None)
-        except EmbspaceError as err:
-            st.error(f"Corpus not used: {err}")
-            return None
-        st.caption(f"{upload.name}: {len(ids):,} distinct tokens.")
-        return ids
-
-
-def _text_field(data: bytes, fmt: str, fields: list[str]) -> str:
-    """The field to start with: "text" if there is one, else the first whose first value is text."""
-    for field in sorted(fields, key=lambda name: name != "text"):
-        try:
-            next(iter_corpus_texts(data, fmt=fmt, field=field), None)
-        except EmbspaceError:
-            continue
-        return field
-    return fields[0]
+def corpus_filter(model: EmbeddingSpaceModel) -> tuple[frozenset[int] | None, str | None]:
+    """Sidebar corpus upload (kept by digest, named in the address): (its token ids, its name), or (None, None)."""
+    return corpus_view.corpus_filter(model, hosting_policy())
 
 
 def model_card_markdown(info: ModelInfo) -> str:

@@ -29,6 +29,7 @@ MAX_UPLOAD_ENV = "EMBSPACE_MAX_UPLOAD_BYTES"
 WEIGHT_BUDGET_ENV = "EMBSPACE_WEIGHT_BUDGET_GB"
 ATLAS_DIR_ENV = "EMBSPACE_ATLAS_DIR"
 COMPUTE_LOG_ENV = "EMBSPACE_COMPUTE_LOG"
+CORPUS_BYTES_ENV = "EMBSPACE_CORPUS_BYTES"
 
 ANNOTATION_MODES = ("readwrite", "readonly")
 DEFAULT_CACHE_BYTES = 5_000_000_000
@@ -36,6 +37,11 @@ DEFAULT_HOSTED_MAX_UPLOAD_BYTES = 20_000_000
 # Streamlit Community Cloud gives an app about 2.7 GB of memory; weights are read lazily, one
 # layer at a time, but the files still have to fit on its disk and page cache next to torch.
 DEFAULT_WEIGHT_BUDGET_BYTES = 2_000_000_000
+# Uploaded corpora kept on disk (by content digest, least recently used evicted first) so a link reopens them.
+# Hosted: ten uploads of the default maximum size, a small share beside the 5 GB hub cache; locally: 2 GB.
+DEFAULT_HOSTED_CORPUS_BYTES = 10 * DEFAULT_HOSTED_MAX_UPLOAD_BYTES
+DEFAULT_LOCAL_CORPUS_BYTES = 2_000_000_000
+CORPUS_DIR_NAME = "corpora"  # inside the data directory
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
@@ -209,6 +215,17 @@ def weight_budget_bytes(reader: SettingReader) -> int:
     return parse_gigabytes(WEIGHT_BUDGET_ENV, reader.value(WEIGHT_BUDGET_ENV), DEFAULT_WEIGHT_BUDGET_BYTES)
 
 
+def corpus_store_bytes(reader: SettingReader) -> int:
+    """EMBSPACE_CORPUS_BYTES: the disk budget of kept corpus uploads (default: 200 MB hosted, else 2 GB)."""
+    default = DEFAULT_HOSTED_CORPUS_BYTES if hosted(reader) else DEFAULT_LOCAL_CORPUS_BYTES
+    return parse_bytes(CORPUS_BYTES_ENV, reader.value(CORPUS_BYTES_ENV), default)
+
+
+def corpus_store_dir(reader: SettingReader) -> Path:
+    """Where uploaded corpora are kept: the `corpora` folder of the data directory (EMBSPACE_DATA_DIR)."""
+    return data_dir(reader) / CORPUS_DIR_NAME
+
+
 def atlas_dir(reader: SettingReader | None = None) -> Path | None:
     """EMBSPACE_ATLAS_DIR: where atlases are looked for (after atlases/ beside the app) and built; None if unset."""
     reader = reader or SettingReader.of()
@@ -237,6 +254,7 @@ SETTINGS: dict[str, Callable[[SettingReader], Any]] = {
     WEIGHT_BUDGET_ENV: weight_budget_bytes,
     ATLAS_DIR_ENV: atlas_dir,
     COMPUTE_LOG_ENV: compute_log,
+    CORPUS_BYTES_ENV: corpus_store_bytes,
 }
 
 

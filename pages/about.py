@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import atlas_view, page_list, sidebar, state
+from dashboard import atlas_view, page_list, sidebar, state, tokenizer_view
 from embspace import DISPLAY_CONVENTION
 from embspace.atlas import describe
 
@@ -20,6 +20,7 @@ for page in page_list.linked_pages():  # every page of the navigation, from its 
 
 st.subheader("The opened model")
 st.markdown(sidebar.model_card_markdown(model.info))
+st.markdown(f"**Its tokenizer:** {tokenizer_view.text_note(model)}")
 atlas = atlas_view.model_atlas(model)
 buildable = atlas_view.can_build_here(model, sidebar.hosting_policy())
 if atlas is not None:
@@ -43,5 +44,5 @@ else:
             st.rerun()
 st.caption(
     f"{DISPLAY_CONVENTION} Every choice in the sidebar and on a page is kept in the page address: copy "
-    "the URL to share or reopen the same view (a corpus upload is the exception)."
+    "the URL to share or reopen the same view (an uploaded corpus by its digest, while this server keeps it)."
 )

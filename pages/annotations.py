@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, render, state, urlstate
+from dashboard import annotations_ui, links, render, state, urlstate
 from embspace.annotations import ON_CONFLICT, apply_import, export_document, model_identity, parse_document, plan_import
 from embspace.errors import EmbspaceError
 from embspace.views import LAYER_PARAM, VIEW_KINDS
@@ -28,6 +28,7 @@ rows = annotations_ui.model_annotations(model)
 shared = {k: v for k, v in urlstate.current_params().items() if k not in ("find", LAYER_PARAM)}  # the view sets layer
 frame = pd.DataFrame(
     {
+        "open": [links.OPEN_TEXT] * len(rows),  # first: a click on the row opens the view (same tab)
         "kind": [a.kind for a in rows],
         "layer": [a.layer for a in rows],
         "head / neuron": [a.index for a in rows],
@@ -35,23 +36,31 @@ frame = pd.DataFrame(
         "note": [a.note for a in rows],
         "author": [a.author or "" for a in rows],
         "updated": [a.updated for a in rows],
-        "open": [VIEW_KINDS[a.kind].address(a.layer, a.index, **shared) for a in rows],
     }
 )
+targets = [links.view_link(VIEW_KINDS[a.kind], a.layer, a.index, **shared) for a in rows]
 find = urlstate.widget(st.text_input, "Search labels and notes", key="find", default="")
 if find:
     hit = frame["label"].str.contains(find, case=False, regex=False) | frame["note"].str.contains(
         find, case=False, regex=False
     )
+    rows = [a for a, keep in zip(rows, hit, strict=True) if keep]
+    targets = [target for target, keep in zip(targets, hit, strict=True) if keep]
     frame = frame[hit]
 if frame.empty:
     st.info("No annotation yet: label a head or neuron on its page." if not find else "No annotation matches.")
 else:
-    st.dataframe(
-        frame,
-        hide_index=True,
-        column_config={"open": st.column_config.LinkColumn("open", display_text="open view")},
-    )
+    links.link_table(frame.drop(columns="note"), targets, key="annotations_table")
+    noted = [(a, target) for a, target in zip(rows, targets, strict=True) if a.note]
+    if noted:
+        st.subheader("Notes")
+    for a, target in noted:  # rendered as markdown, as written on the view's page
+        with st.container(border=True):
+            where = f"{VIEW_KINDS[a.kind].title}, layer {a.layer}, {VIEW_KINDS[a.kind].unit} {a.index}"
+            st.page_link(
+                target.page, label=f"**{a.label or '(no label)'}** — {where}", query_params=dict(target.params)
+            )
+            st.markdown(a.note)
 
 st.subheader("Export and import")
 document = json.dumps(export_document(notes, model_id, revision), ensure_ascii=False, indent=1)

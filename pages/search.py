@@ -2,7 +2,11 @@
 
 import streamlit as st
 
+<<<<<<< HEAD
 from dashboard import annotations_ui, atlas_view, render, search_view, settings_line, state, urlstate
+=======
+from dashboard import annotations_ui, atlas_view, links, render, search_view, state, tokenizer_view, urlstate
+>>>>>>> corpus
 from embspace import DISPLAY_CONVENTION
 
 DEFAULT_LIMIT = 10
@@ -35,19 +39,48 @@ if not words:
     st.info("Type a word to see where the model reads, writes or pairs it.")
     st.stop()
 
-for word, tokens in search_view.split_words(model, list(words)):
-    st.caption(f"**{word}** → " + (" · ".join(f"`{t}`" for t in tokens) if tokens else "no token in this vocabulary"))
-
+query_words = search_view.query_words(model, words)
 atlas = atlas_view.model_atlas(model)
 frame = search_view.hits_frame(settings, words, int(limit))
+dropped = search_view.dropped_tokens(settings, tuple(sorted({i for w in query_words for i in w.token_ids})))
+frame = frame[~frame["token_id"].isin(list(dropped))]  # a dropped token is named below, never ranked
 st.caption(
     f"From the atlas in `{atlas.directory}`."
     if atlas is not None
     else "Computed live and exactly (no atlas for this model)."
 )
+kept = int(model.vocab_mask(settings.vocab_filter).sum())
+corpus_on = settings.vocab_filter.allowed_ids is not None
+st.markdown(search_view.rank_sentence(kept, model.shape.vocab_size, atlas is not None, corpus_on))
+tokenizer_view.search_note(model)
+
+shared = {k: v for k, v in urlstate.current_params().items() if k not in ("q", "limit")}
+labels = {(a.kind, a.layer, a.index): a.label for a in annotations_ui.model_annotations(model)}
+for number, word in enumerate(query_words):
+    st.subheader(f"“{word.word}”")
+    st.caption(f"**{word.word}** → " + " · ".join(f"`{t}`" for t in word.tokens))
+    if note := search_view.split_note(word):
+        st.info(note, icon=":material/call_split:")
+    for token_id, token in zip(word.token_ids, word.tokens, strict=True):
+        if token_id in dropped:
+            st.warning(f"`{token}` is {dropped[token_id]}: it is left out, not ranked.", icon=":material/block:")
+    hits = frame[frame["token_id"].isin(list(word.token_ids))]
+    if hits.empty:
+        st.info("No result for this word under the sidebar's filters.")
+        continue
+    st.markdown("**Best hit in each place**")
+    search_view.best_links(hits, shared)
+    st.markdown("**All hits**")
+    links.link_table(
+        search_view.results_table(hits, labels),
+        search_view.hit_links(hits, shared),
+        key=f"hits_{number}",
+        column_config={"score": st.column_config.NumberColumn("score", format="%.4f")},
+    )
 if frame.empty:
     st.warning("No result: the token is not in the vocabulary or the sidebar's filters drop it.")
     st.stop()
+<<<<<<< HEAD
 
 shared = {k: v for k, v in urlstate.current_params().items() if k not in ("q", "limit")}
 st.subheader("Best hit in each place")
@@ -64,6 +97,9 @@ st.dataframe(
     },
 )
 render.table_downloads(
+=======
+render.downloads(
+>>>>>>> corpus
     "search-" + "-".join(words)[:60],
     frame,
     settings_line.about(settings, pairs=True, view="search", query=" ".join(words), limit=int(limit)),

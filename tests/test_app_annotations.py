@@ -6,6 +6,7 @@ import json
 
 import pytest
 from app_harness import app_fixture, assert_clean, fresh_server_fixture, traces  # noqa: F401
+from app_links import click_row
 
 from embspace.annotations import AnnotationKey, AnnotationStore, apply_import, parse_document, plan_import
 from embspace.model.embedding_space import open_model
@@ -37,9 +38,14 @@ def test_a_saved_label_shows_on_the_view_and_the_list_page(app, data_dir):
     listing = app("pages/annotations.py")
     assert_clean(listing)
     table = listing.dataframe[0].value
-    assert list(table["label"]) == ["copies names"] and table["open"].iloc[0].startswith("/vo?")
-    assert "layer=2" in table["open"].iloc[0] and "head=5" in table["open"].iloc[0]
-    assert table["open"].iloc[0] == "/vo?layer=2&head=5"  # the view's address, no setting changed
+    assert list(table["label"]) == ["copies names"]
+    assert list(table.columns)[0] == "open"  # first, in view without scrolling
+    assert "note" not in table  # notes are rendered below the table, as markdown
+    assert any(m.value == "Mostly **first names**." for m in listing.markdown)  # rendered by st.markdown
+    click_row(listing, "annotations_table", 0)  # one click, the same tab and session
+    assert_clean(listing)
+    assert listing.title[0].value.startswith("W_VO")
+    assert listing.number_input(key="layer").value == 2 and listing.number_input(key="head").value == 5
 
 
 def test_a_stale_save_shows_both_texts_and_saves_nothing(app, data_dir):

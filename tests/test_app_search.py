@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlparse
-
 from app_harness import app_fixture, assert_clean, download_data, downloads_fixture, fresh_server_fixture  # noqa: F401
+from app_links import click_row
 
 from dashboard import search_view
 from embspace.atlas import Atlas, build_atlas
@@ -22,13 +21,16 @@ def test_search_page_lists_hits_with_links_to_their_views(app, downloads):
     expected = search(open_model(DEFAULT_MODEL), ["king"], limit=3)
     assert list(shown["rank"]) == [hit.rank for hit in expected]
     assert list(shown["layer"]) == [hit.layer for hit in expected]
-    first = urlparse(shown["open"].iloc[0])
-    page = {"neuron": "/neurons", "vo": "/vo", "qk": "/qk"}[expected[0].kind.split("-")[0]]
-    assert first.path == page
-    params = parse_qs(first.query)
-    assert params["layer"] == [str(expected[0].layer)] and params["k"] == ["5"]  # the sidebar's settings travel
-    assert str(expected[0].index) in (params.get("neuron", []) + params.get("head", []))
+    assert list(shown.columns)[0] == "open"  # first: a click on the row opens the view
     assert "king" in download_data(at, downloads, "search-king-json")
+
+    click_row(at, "hits_0", 0)  # one click, same session: the hit's view with the sidebar's settings
+    assert_clean(at)
+    unit = "neuron" if expected[0].kind.startswith("neuron") else "head"
+    title = {"neuron": "FFN neuron", "vo": "W_VO", "qk": "W_QK"}[expected[0].kind.split("-")[0]]
+    assert at.title[0].value.startswith(title)
+    assert at.number_input(key="layer").value == expected[0].layer and at.query_params["k"] == "5"
+    assert at.number_input(key=unit).value == expected[0].index
 
 
 def test_search_page_splits_words_into_tokens(app):

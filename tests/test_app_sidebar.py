@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -21,6 +22,12 @@ from streamlit.testing.v1 import AppTest
 from embspace import DEFAULT_MODEL
 from embspace.hosting import HostingPolicy
 from embspace.model import DEFAULT_WEIGHT_BUDGET_BYTES
+
+
+@pytest.fixture(autouse=True)
+def own_data_dir(monkeypatch, tmp_path):
+    """Kept corpora go to the test's own data directory, never the user's."""
+    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "embspace-data"))
 
 
 def test_query_params_set_the_view(app):
@@ -124,7 +131,13 @@ def test_corpus_upload_restricts_the_tokens(app):
     at.number_input(key="corpus_top_n").set_value(2).run()
     assert kept_tokens(at) == 2  # "the" and "cat" occur twice
     assert set(at.dataframe[0].value["V"]) <= {"the", "cat"}
-    assert "corpus" not in json.dumps(at.query_params)  # uploads are not part of the address
+    # The address names the corpus by its digest, with its settings: a reload or a link reopens it.
+    assert at.query_params == {
+        "k": "3",
+        "points": "4",
+        "corpus": hashlib.sha256(corpus.encode()).hexdigest()[:16],
+        "corpus_top_n": "2",
+    }
 
     at.switch_page("pages/vo.py").run()  # kept while moving between pages
     assert kept_tokens(at) == 2

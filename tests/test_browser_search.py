@@ -13,8 +13,8 @@ def test_search_a_word_and_follow_a_result_to_its_view(app_page, app_server):
     open_view(page, app_server, "/search?q=king&limit=3&k=12", ready='[data-testid="stDataFrame"]')
     assert_no_exception(page)
     hits = grid_rows(page)
-    assert hits[0][:6] == ["where", "layer", "neuron / head", "token", "rank", "score"]
-    assert {row[3] for row in hits[1:]} == {"king"}
+    assert hits[0][:6] == ["open", "where", "layer", "neuron / head", "token", "rank"]  # "open" first
+    assert {row[4] for row in hits[1:]} == {"king"}
     full_page_screenshot(page, "search")
 
     # The best neuron hit whose rank fits in the table (k=12): its view must list "king".

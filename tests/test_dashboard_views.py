@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from dashboard import head_view, page_list, pickers
+from dashboard.links import Link, chosen_row
 from dashboard.render import clicked_cell, copying_heatmap
 from dashboard.scatter_plot import pair_tokens
-from dashboard.search_view import results_table, view_link
+from dashboard.search_view import hit_links, results_table, view_link
 from dashboard.sidebar import model_card_markdown
 from embspace import VIEW_KINDS, open_model
 
@@ -56,10 +57,13 @@ def test_results_table_labels_each_hit_by_its_view():
             "partner_token": ["pies", None],
         }
     )
-    shown = results_table(frame, {}, {("qk", 0, 5): "animals"})
+    shown = results_table(frame, {("qk", 0, 5): "animals"})
     assert list(shown["label"]) == ["animals", ""]
     assert list(shown["best partner"]) == ["pies", ""]
-    assert shown["open"][1] == "/neurons?layer=2&neuron=17"
+    assert list(shown.columns)[0] == "open"
+    links = hit_links(frame, {"k": "4"})
+    assert links[1] == Link("pages/neurons.py", {"k": "4", "layer": "2", "neuron": "17"})
+    assert links[0].page == "pages/qk.py" and links[0].params["head"] == "5"
 
 
 def test_a_click_anywhere_on_a_heatmap_cell_names_its_layer_and_head():
@@ -112,3 +116,9 @@ def test_a_views_unit_count_is_its_layers_heads_or_neurons(tiny_model):
     model = open_model(str(tiny_model("llama")))
     assert pickers.unit_count(model, VIEW_KINDS["neuron"]) == model.shape.d_ff
     assert pickers.unit_count(model, VIEW_KINDS["qk"]) == model.shape.n_heads != model.shape.d_ff
+
+
+def test_a_click_on_a_row_or_any_of_its_cells_chooses_that_row():
+    assert chosen_row({"rows": [3], "columns": [], "cells": []}) == 3
+    assert chosen_row({"rows": [], "columns": [], "cells": [(2, "score")]}) == 2
+    assert chosen_row({"rows": [], "columns": ["score"], "cells": []}) is None
