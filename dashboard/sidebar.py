@@ -7,12 +7,6 @@ address (see urlstate).
 
 from __future__ import annotations
 
-<<<<<<< HEAD
-import hashlib
-=======
-import os
->>>>>>> corpus
-
 import streamlit as st
 
 from dashboard import cache, corpus_view, tokenizer_view, urlstate
@@ -144,7 +138,8 @@ def view_settings(model: EmbeddingSpaceModel) -> ViewSettings:
     sidebar.caption(
         "Every setting above is in the page address (a corpus by its digest): copy the URL to share this view."
     )
-    return ViewSettings(model, int(k), vocab_filter, pair_filter, negative, corpus_name)
+    top_n = int(st.session_state.get(corpus_view.TOP_N_KEY) or 0) if corpus_ids is not None else 0
+    return ViewSettings(model, int(k), vocab_filter, pair_filter, negative, corpus_name, top_n or None)
 
 
 def address_checkboxes(boxes: dict[str, tuple[str, str | None]]) -> dict[str, bool]:

@@ -2,11 +2,17 @@
 
 import streamlit as st
 
-<<<<<<< HEAD
-from dashboard import annotations_ui, atlas_view, render, search_view, settings_line, state, urlstate
-=======
-from dashboard import annotations_ui, atlas_view, links, render, search_view, state, tokenizer_view, urlstate
->>>>>>> corpus
+from dashboard import (
+    annotations_ui,
+    atlas_view,
+    links,
+    render,
+    search_view,
+    settings_line,
+    state,
+    tokenizer_view,
+    urlstate,
+)
 from embspace import DISPLAY_CONVENTION
 
 DEFAULT_LIMIT = 10
@@ -53,6 +59,7 @@ kept = int(model.vocab_mask(settings.vocab_filter).sum())
 corpus_on = settings.vocab_filter.allowed_ids is not None
 st.markdown(search_view.rank_sentence(kept, model.shape.vocab_size, atlas is not None, corpus_on))
 tokenizer_view.search_note(model)
+settings_line.show(settings, pairs=True)
 
 shared = {k: v for k, v in urlstate.current_params().items() if k not in ("q", "limit")}
 labels = {(a.kind, a.layer, a.index): a.label for a in annotations_ui.model_annotations(model)}
@@ -80,26 +87,7 @@ for number, word in enumerate(query_words):
 if frame.empty:
     st.warning("No result: the token is not in the vocabulary or the sidebar's filters drop it.")
     st.stop()
-<<<<<<< HEAD
-
-shared = {k: v for k, v in urlstate.current_params().items() if k not in ("q", "limit")}
-st.subheader("Best hit in each place")
-search_view.best_links(frame, shared)
-st.subheader("All hits")
-labels = {(a.kind, a.layer, a.index): a.label for a in annotations_ui.model_annotations(model)}
-shown = search_view.results_table(frame, shared, labels)
-st.dataframe(
-    shown,
-    hide_index=True,
-    column_config={
-        "open": st.column_config.LinkColumn("open", display_text="open view"),
-        "score": st.column_config.NumberColumn("score", format="%.4f"),
-    },
-)
 render.table_downloads(
-=======
-render.downloads(
->>>>>>> corpus
     "search-" + "-".join(words)[:60],
     frame,
     settings_line.about(settings, pairs=True, view="search", query=" ".join(words), limit=int(limit)),
