@@ -98,8 +98,7 @@ def missing_corpus(wanted: str, policy: HostingPolicy) -> None:
         "Upload the corpus again", type=CORPUS_TYPES, key=AGAIN_KEY, on_change=remember_upload, args=(AGAIN_KEY, policy)
     )
     st.button("Continue without the corpus", on_click=forget, key="corpus_continue_without")
-    urlstate.publish(keep_undeclared=True)  # the address keeps naming the corpus until the person decides
-    st.stop()
+    st.stop()  # before any publish: the address keeps naming the corpus until the person decides
 
 
 def corpus_filter(model: EmbeddingSpaceModel, policy: HostingPolicy) -> tuple[frozenset[int] | None, str | None]:

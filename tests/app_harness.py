@@ -46,9 +46,11 @@ def clear_caches() -> None:
 
 
 @pytest.fixture(name="fresh_server")
-def fresh_server_fixture(monkeypatch):
-    """Empty caches, no hub access, the default weight budget."""
+def fresh_server_fixture(monkeypatch, tmp_path):
+    """Empty caches, no hub access, the default weight budget, a data directory of the test's own
+    (corpus uploads and annotations are written there, never to the user's)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "embspace-data"))
     monkeypatch.delenv("EMBSPACE_WEIGHT_BUDGET_GB", raising=False)
     clear_caches()
     yield

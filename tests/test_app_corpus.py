@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
 from app_harness import (  # noqa: F401
     app_fixture,
     assert_clean,
@@ -18,12 +17,6 @@ from app_links import click_row
 
 CORPUS = "the cat sat\non the mat\na cat\n"
 DIGEST = hashlib.sha256(CORPUS.encode()).hexdigest()
-
-
-@pytest.fixture(autouse=True)
-def own_data_dir(monkeypatch, tmp_path):
-    """Kept corpora go to the test's own data directory, never the user's."""
-    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "embspace-data"))
 
 
 def upload(at, text: str = CORPUS, name: str = "corpus.txt"):

@@ -24,12 +24,6 @@ from embspace.hosting import HostingPolicy
 from embspace.model import DEFAULT_WEIGHT_BUDGET_BYTES
 
 
-@pytest.fixture(autouse=True)
-def own_data_dir(monkeypatch, tmp_path):
-    """Kept corpora go to the test's own data directory, never the user's."""
-    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "embspace-data"))
-
-
 def test_query_params_set_the_view(app):
     default = app("pages/vo.py", k="5", pairs="3")
     at = app("pages/vo.py", layer="3", head="5", k="7", pairs="3", embedding="input", same="true", dims="2")

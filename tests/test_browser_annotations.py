@@ -14,16 +14,16 @@ def test_a_saved_label_survives_a_reload_and_shows_on_the_heatmap(app_page, app_
     view = "/vo?layer=4&head=9&k=5&pairs=5"
     open_view(page, app_server, view, ready=PLOT)
     main = page.get_by_test_id("stMain")
-    main.get_by_text("Label this view").click()
-    main.get_by_label("Label", exact=True).fill("browser label")
-    main.get_by_label("Note (markdown)").fill("Seen in **a browser**.")
-    main.get_by_role("button", name="Save label").click()
+    main.get_by_text("Label this view").click()  # a popover: its form is drawn outside stMain
+    page.get_by_label("Label", exact=True).fill("browser label")
+    page.get_by_label("Note (markdown)").fill("Seen in **a browser**.")
+    page.get_by_role("button", name="Save label").click()
     expect(main.get_by_text("Saved.")).to_be_visible()
 
     page.reload()
     page.wait_for_selector(PLOT)
     wait_until_idle(page)
-    expect(main.get_by_text("Label: browser label")).to_be_visible()
+    expect(main.locator("strong", has_text="browser label")).to_be_visible()  # the label, shown like a slide
     expect(main.locator("strong", has_text="a browser")).to_be_visible()  # the note, rendered as markdown
     assert_no_exception(page)
 

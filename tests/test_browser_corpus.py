@@ -7,6 +7,7 @@ from browser import assert_no_exception, expect, grid_rows, open_view, wait_unti
 
 pytestmark = pytest.mark.browser
 
+PLOT = '[data-testid="stPlotlyChart"] .js-plotly-plot'
 CORPUS = b"the cat sat\non the mat\na cat and a king\n"
 
 
@@ -58,3 +59,42 @@ def test_a_search_hit_opens_in_one_click_with_the_corpus(app_page, app_server):
     assert "corpus=" in page.url
     assert kept_tokens(page) == filtered
     assert_no_exception(page)
+
+
+def test_an_annotations_link_opens_in_one_click_with_the_corpus(app_page, app_server):
+    page = app_page
+    open_view(page, app_server, "/vo?layer=3&head=6&k=5&pairs=5", ready=PLOT)
+    main = page.get_by_test_id("stMain")
+    main.get_by_text("Label this view").click()  # a popover: its form is drawn outside stMain
+    page.get_by_label("Label", exact=True).fill("corpus walk label")
+    page.get_by_role("button", name="Save label").click()
+    expect(main.get_by_text("Saved.")).to_be_visible()
+    upload_corpus(page)
+    filtered = kept_tokens(page)
+    page.get_by_test_id("stSidebarNav").get_by_text("Annotations").click()  # the navigation, same session
+    page.wait_for_url("**/annotations**", timeout=120_000)
+    page.get_by_label("Search labels and notes").fill("corpus walk")
+    page.keyboard.press("Enter")
+    wait_until_idle(page)
+    grid = main.get_by_test_id("stDataFrame").first
+    expect(grid).to_be_visible()
+    grid_rows(page)  # painted
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    pages_before = len(page.context.pages)
+    page.mouse.click(box["x"] + 16, box["y"] + 55)  # the row's box: one click
+    page.wait_for_function("() => location.pathname.endsWith('/vo')", timeout=120_000)
+    wait_until_idle(page)
+    assert len(page.context.pages) == pages_before  # the same tab
+    assert "layer=3" in page.url and "head=6" in page.url and "corpus=" in page.url
+    assert kept_tokens(page) == filtered
+    expect(main.get_by_text("corpus walk label").first).to_be_visible()
+    assert_no_exception(page)
+
+
+def test_a_link_naming_a_corpus_the_server_lacks_says_so(app_page, app_server):
+    page = app_page
+    open_view(page, app_server, "/vo?layer=1&head=2&corpus=00000000deadbeef", ready='[data-testid="stAlert"]')
+    expect(page.get_by_test_id("stMain").get_by_text("Corpus not loaded")).to_be_visible()
+    assert page.get_by_test_id("stMain").get_by_test_id("stDataFrame").count() == 0  # nothing computed without it
+    assert "corpus=00000000deadbeef" in page.url
