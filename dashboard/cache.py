@@ -79,13 +79,22 @@ def _progress_bar(text: str) -> tuple[st.delta_generator.DeltaGenerator, Callabl
     return bar, update
 
 
+@st.cache_resource(show_spinner=False)
 def secrets_now() -> dict:
-    """`.streamlit/secrets.toml` as it stands, read once ({} without one): st.secrets looks for its
-    files again on every access while there is none, and a run reads a dozen settings."""
+    """`.streamlit/secrets.toml` as a plain dict ({} without one), read once per process and again when
+    Streamlit reports the file changed: while there is none, st.secrets looks for its files again on
+    every access, which was a tenth of the server's time with 32 viewers."""
     try:
         return dict(st.secrets)
     except Exception:  # st.secrets raises when there is no secrets.toml at all
         return {}
+
+
+def _secrets_changed(*_) -> None:
+    secrets_now.clear()
+
+
+st.secrets.file_change_listener.connect(_secrets_changed, weak=False)
 
 
 def operator_settings() -> SettingReader:
