@@ -94,7 +94,7 @@ def head_page(kind: str) -> None:
         pairs_scatter(settings, pairs, plot, f"Layer {layer}, head {head}", stem)
     if not word_first:
         token_in_head(settings, spec, layer, head)
-    step = pickers.stepped()
+    step = pickers.stepped(model, spec.kind.view, layer, head)
     if step and atlas_view.model_atlas(model) is None:  # an atlas answers the next head at once anyway
         next_layer, next_head = pickers.neighbour(model, spec.kind.view, layer, head, step)
         prefetch.in_background(lambda: compute_view(settings, kind, next_layer, next_head, plot))

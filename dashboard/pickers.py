@@ -30,6 +30,7 @@ class ScatterOptions:
 
 
 _STEPPED = "_stepped"  # session key: the Previous / Next step that caused this run
+_LAST = "_last_unit"  # session key prefix: the unit this session last viewed, per view kind
 LAYER_KEY = LAYER_PARAM  # the layer picker's key and URL parameter; a unit's is its kind's `unit` ("head", "neuron")
 
 
@@ -58,9 +59,16 @@ def step_unit(kind: ViewKind, n_layers: int, count: int, delta: int) -> None:
     state[_STEPPED] = delta
 
 
-def stepped() -> int | None:
-    """The step (+1 / -1) that caused this run, once; None when the run was caused by anything else."""
-    return st.session_state.pop(_STEPPED, None)
+def stepped(model: EmbeddingSpaceModel, kind: ViewKind, layer: int, index: int) -> int | None:
+    """+1 / -1 when this run moved the pickers one unit on (Previous / Next, the keyboard's arrows, or the
+    unit input's + / −) since this session's last view of this kind; None otherwise (a first view, a jump)."""
+    state = st.session_state
+    last = state.get(f"{_LAST}:{kind.name}")
+    state[f"{_LAST}:{kind.name}"] = (layer, index)
+    explicit = state.pop(_STEPPED, None)
+    if explicit or last is None:
+        return explicit
+    return next((delta for delta in (1, -1) if neighbour(model, kind, *last, delta) == (layer, index)), None)
 
 
 def neighbour(model: EmbeddingSpaceModel, kind: ViewKind, layer: int, index: int, delta: int) -> tuple[int, int]:

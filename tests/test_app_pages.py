@@ -246,3 +246,12 @@ def test_after_a_step_the_next_head_is_computed_before_the_next_click(app, tmp_p
     assert_clean(at)
     assert (at.number_input(key="layer").value, at.number_input(key="head").value) == (3, 0)
     assert computed_heads()[:4] == [(2, 10), (2, 11), (3, 0), (3, 1)]  # (3, 0) was not computed twice
+    at.number_input(key="head").increment().run()  # the head input's + steps the same way: to (3, 1)
+    assert computed_heads().count((3, 1)) == 1  # prefetched by the last Next, not computed again
+    deadline = time.monotonic() + 60
+    while (3, 2) not in computed_heads() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (3, 2) in computed_heads()  # ... and the + prefetched the head after it
+    at.number_input(key="layer").increment().run()  # a jump, to (4, 1), prefetches nothing
+    time.sleep(1)
+    assert computed_heads()[-1] == (4, 1) and (4, 2) not in computed_heads()
