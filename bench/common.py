@@ -13,13 +13,11 @@ import json
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +26,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))
+from browser import free_port, server_healthy  # noqa: E402  (the tests' server helpers, one copy)
 
 
 def median_ms(call: Callable[[], object], repeats: int, *, warm: bool = True) -> float:
@@ -49,10 +50,8 @@ def build_gpt2_medium_shaped(directory: Path) -> None:
     if (directory / "model.safetensors").exists():
         return
     import torch  # heavy: only when a checkpoint is built, so `--help` stays quick
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    sys.path.insert(0, str(ROOT / "tests"))
     from tokenizer_factory import byte_level_tokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
     config = GPT2Config(n_layer=24, n_head=16, n_embd=1024, vocab_size=50257, n_positions=64)
@@ -96,20 +95,6 @@ def cpu_description() -> str:
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages (other work on the machine skews every timing)."""
     return " / ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def stop_process_group(process: subprocess.Popen) -> None:
