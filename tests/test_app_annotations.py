@@ -15,9 +15,10 @@ from embspace.model.sources import DEFAULT_MODEL
 
 @pytest.fixture(name="data_dir", autouse=True)
 def data_dir_fixture(monkeypatch, tmp_path):
-    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "data"))
+    """The test's data directory: the one the `app` fixture gives every AppTest."""
+    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "embspace-data"))
     monkeypatch.delenv("EMBSPACE_ANNOTATIONS", raising=False)
-    return tmp_path / "data"
+    return tmp_path / "embspace-data"
 
 
 def save_in_editor(at, label: str, note: str = ""):
