@@ -27,6 +27,14 @@ class _NoContextWarning(logging.Filter):
 logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NoContextWarning())
 
 
+def wait_until_idle(timeout: float = 120.0) -> bool:
+    """Wait for a running prefetch to finish (tests, shutdown); True when none is running."""
+    if not _busy.acquire(timeout=timeout):
+        return False
+    _busy.release()
+    return True
+
+
 def in_background(work: Callable[[], object]) -> bool:
     """Run `work` (cached calls only: it has no page to draw on) in a daemon thread, unless a prefetch is
     already running; True when started."""

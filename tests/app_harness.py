@@ -22,6 +22,8 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from dashboard import prefetch
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
 TIMEOUT = 60
@@ -54,6 +56,9 @@ def fresh_server_fixture(monkeypatch, tmp_path):
     monkeypatch.delenv("EMBSPACE_WEIGHT_BUDGET_GB", raising=False)
     clear_caches()
     yield
+    # A step's background prefetch must not outlive its test: it would log into the next test's
+    # $EMBSPACE_COMPUTE_LOG, and a thread still in torch when the interpreter exits aborts it.
+    assert prefetch.wait_until_idle(), "a background prefetch did not finish in 120 s"
     clear_caches()
 
 
