@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import annotations_ui, atlas_view, cache, pickers, prefetch, render, settings_line, state, urlstate
+from dashboard.directions_view import directions_link
 from dashboard.pickers import ScatterOptions
 from dashboard.settings_line import FileSettings
 from dashboard.state import ViewSettings
@@ -70,6 +71,7 @@ def head_page(kind: str) -> None:
         st.markdown(how_to_read(spec, model.shape.vocab_size))
 
     layer, head = pickers.layer_and_unit(model, spec.kind.view)
+    directions_link(kind, layer, head)  # the head's whole OV / QK, direction by direction
     plot = pickers.scatter_options(
         "pairs",
         "Pairs in the plot",

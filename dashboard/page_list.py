@@ -50,6 +50,12 @@ PAGES: tuple[PageEntry, ...] = (
         f"**{QK.title}**: which key tokens a query token attends to",
     ),
     PageEntry(
+        "directions",
+        "Singular directions",
+        ":material/call_split:",
+        "**Singular directions**: each direction of a head's OV / QK or a layer's FFN, read in the vocabulary",
+    ),
+    PageEntry(
         "overview",
         "Copying scores",
         ":material/grid_on:",

@@ -17,8 +17,10 @@ from embspace.atlas import Atlas, build_atlas, find_atlas
 from embspace.compute import (
     HEAD_KINDS,
     NEURON_VECTOR_NAMES,
+    SVD_KINDS,
     HeadKind,
     PairTable,
+    SvdView,
     TokenScores,
     copying_score,
     copying_scores,
@@ -26,6 +28,7 @@ from embspace.compute import (
     head_top_pairs,
     neuron_top_tokens,
     neuron_vector_names,
+    svd_view,
 )
 from embspace.errors import EmbspaceError, ModelNotFound, ModelTooLarge, OutOfRange
 from embspace.model import (
@@ -88,6 +91,10 @@ __all__ = [
     "copying_score",
     "head_kind",
     "neuron_vector_names",
+    # singular directions of a head or an FFN layer (Millidge & Black 2022)
+    "SVD_KINDS",
+    "SvdView",
+    "svd_view",
     # the whole model at once: atlas and token search
     "Atlas",
     "build_atlas",

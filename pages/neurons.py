@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import annotations_ui, atlas_view, cache, pickers, render, settings_line, state
+from dashboard.directions_view import directions_link
 from embspace import DISPLAY_CONVENTION, VIEW_KINDS, neuron_vector_names
 
 DEFAULT_TOKENS_PLOTTED = 50
@@ -30,6 +31,7 @@ with st.expander("How to read this page", expanded=False):
     )
 
 layer, neuron = pickers.layer_and_unit(model, VIEW_KINDS["neuron"])
+directions_link("ffn-in", layer)  # the layer's FFN keys, direction by direction
 vector = pickers.vector_choice(vectors)
 plot = pickers.scatter_options(
     "points", "Tokens in the plot", DEFAULT_TOKENS_PLOTTED, "This many top tokens of the chosen vector are placed."

@@ -65,7 +65,7 @@ def test_start_page(app_page, app_server):
     expect(card).to_contain_text("bert")
     expect(card).to_contain_text(f"{MINILM_VOCAB:,}")
     links = page.get_by_test_id("stSidebarNav").get_by_role("link")
-    expect(links).to_have_count(7)
+    expect(links).to_have_count(8)
     for name in ("Token search", "Annotations"):
         expect(page.get_by_test_id("stSidebarNav").get_by_role("link", name=name)).to_be_visible()
     assert_no_exception(page)
