@@ -58,7 +58,7 @@ def factored_change(
     lf, rf, lb, rb = (x.to(torch.float64) for x in (left_f, right_f, left_b, right_b))
 
     def inner(a, b, c, d):  # tr((AB)ᵀ CD) per head
-        return ((a.transpose(1, 2) @ c) * (b @ d.transpose(1, 2)).transpose(1, 2)).sum(dim=(1, 2))
+        return ((a.transpose(1, 2) @ c) * (b @ d.transpose(1, 2))).sum(dim=(1, 2))  # tr(XY) = sum(X * Yᵀ)
 
     ff, fb, bb = inner(lf, rf, lf, rf), inner(lf, rf, lb, rb), inner(lb, rb, lb, rb)
     return (ff - 2 * fb + bb).clamp_min(0).sqrt(), bb.clamp_min(0).sqrt()
