@@ -17,7 +17,7 @@ from embspace.compare import (
     factored_change,
     unit_diff,
 )
-from embspace.compare.align import PARTS
+from embspace.compare.align import PARTS, best_matching
 from embspace.compare.diff import circuit_factors
 
 
@@ -156,3 +156,9 @@ def test_different_shapes_are_refused_for_diff_but_aligned(models):
     with pytest.raises(ModelsDiffer, match="d_ff"):
         unit_diff(models["base"], models["wider"], "neuron-K", 0, 0)
     assert align_layers(models["base"], models["wider"]).similarity.shape == (2, 2)
+
+
+def test_matching_of_models_with_different_depths():
+    """Hungarian assignment on a 2 x 3 similarity: each layer of A gets its own layer of B, total largest."""
+    similarity = np.array([[0.9, 0.8, 0.1], [0.85, 0.2, 0.3]])
+    assert best_matching(similarity) == ((0, 1), (1, 0))  # 0.8 + 0.85 beats 0.9 + 0.3

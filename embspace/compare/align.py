@@ -14,7 +14,6 @@ from types import MappingProxyType
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from embspace.compare.refusals import check_same_vocabulary
 from embspace.errors import EmbspaceError
@@ -128,6 +127,14 @@ def align_layers(
             similarity[layer_a, layer_b] = mean_abs_correlation(left, right)
         if progress:
             progress(layer_a + 1, a.shape.n_layers)
+    return Alignment(part, similarity, best_matching(similarity))
+
+
+def best_matching(similarity: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """The one-to-one (layer of A, layer of B) pairs of largest total similarity (Hungarian assignment),
+    min(n_A, n_B) of them, by layer of A."""
+    # Imported here: scipy.optimize costs every CLI command about 0.33 s (the CLI imports this module).
+    from scipy.optimize import linear_sum_assignment
+
     matched_a, matched_b = linear_sum_assignment(similarity, maximize=True)
-    matching = tuple((int(x), int(y)) for x, y in zip(matched_a, matched_b, strict=True))
-    return Alignment(part, similarity, matching)
+    return tuple((int(x), int(y)) for x, y in zip(matched_a, matched_b, strict=True))
