@@ -68,6 +68,12 @@ PAGES: tuple[PageEntry, ...] = (
         "**Token search**: where in the whole model a word is read, written or paired",
     ),
     PageEntry(
+        "compare",
+        "Compare models",
+        ":material/compare_arrows:",
+        "**Compare models**: what fine-tuning changed, unit by unit, read in the vocabulary",
+    ),
+    PageEntry(
         "annotations",
         "Annotations",
         ":material/label:",

@@ -20,6 +20,7 @@ RUNGS = {
     "compute": 3,
     "atlas": 4,
     "search": 4,
+    "compare": 4,
     "annotations": 5,
     "export": 5,
     "hosting": 5,
