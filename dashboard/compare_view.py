@@ -40,6 +40,34 @@ def head_grid(changes: pd.DataFrame, kind: str, n_layers: int, n_heads: int) -> 
     return grid
 
 
+def neuron_grid(changes: pd.DataFrame, n_layers: int, d_ff: int) -> np.ndarray:
+    """float [n_layers, d_ff]: each neuron's larger change of its key and value vectors."""
+    grid = np.zeros((n_layers, d_ff))
+    rows = changes[changes["kind"].isin(["neuron-K", "neuron-V"])]
+    np.maximum.at(grid, (rows["layer"].to_numpy(), rows["index"].to_numpy()), rows["change"].to_numpy())
+    return grid
+
+
+def neuron_heatmap(grid: np.ndarray) -> go.Figure:
+    """Layer x neuron strip of change (the larger of K's and V's): where fine-tuning moved the FFNs."""
+    figure = go.Figure(
+        go.Heatmap(
+            z=grid.tolist(),
+            colorscale="Reds",
+            colorbar={"title": "change"},
+            hovertemplate="layer %{y}, neuron %{x}<br>change %{z:.4g}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title="FFN neurons: ‖Δ‖ / ‖base‖ of the key or value vector, whichever is larger",
+        xaxis_title="neuron",
+        yaxis_title="layer",
+        height=260,
+    )
+    figure.update_yaxes(autorange="reversed")
+    return figure
+
+
 def head_heatmap(grid: np.ndarray, kind: str) -> go.Figure:
     """Layer x head heat-map of change (layers down, heads across)."""
     figure = go.Figure(
