@@ -1,5 +1,7 @@
 """Singular directions: a head's OV or QK circuit, or a layer's FFN weights, direction by direction in the vocabulary."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from dashboard import directions_view, pickers, render, settings_line, state, urlstate
@@ -13,7 +15,9 @@ KIND_LABELS = {
     "ffn-out": "FFN output (values)",
 }
 
-settings = state.current()
+# Both ends of every direction are shown, so the sidebar's sign does nothing here: left out of the view's
+# settings, it neither shows in the filter line nor recomputes the view.
+settings = replace(state.current(), negative=False)
 model = settings.model
 shape = model.shape
 

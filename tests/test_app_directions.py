@@ -121,3 +121,13 @@ def test_head_and_neuron_pages_link_to_their_directions(app):
     (link,) = [link for link in at.page_link if link.proto.page == "directions"]
     assert link.value == "Singular directions of this layer's FFN"
     assert link_params(link) == {"kind": "ffn-in", "layer": "5"}
+
+
+def test_the_sign_setting_does_not_touch_the_directions(app):
+    """Both ends are always shown: "most negative" neither shows in the filter line nor changes a table."""
+    at = app("pages/directions.py", layer="1", head="2", k="4")
+    tables = [frame.value for frame in at.dataframe]
+    negative = app("pages/directions.py", layer="1", head="2", k="4", negative="true")
+    assert_clean(negative)
+    assert not any("most negative" in caption.value for caption in negative.main.caption)
+    assert all(a.equals(b.value) for a, b in zip(tables, negative.dataframe, strict=True))
