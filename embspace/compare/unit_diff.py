@@ -8,7 +8,7 @@ import torch
 
 from embspace.compare.diff import DIFF_KINDS, NEURON_TENSORS, circuit_factors
 from embspace.compare.refusals import check_same_shape, check_same_vocabulary
-from embspace.compute.projections import PairTable, TokenScores, top_tokens
+from embspace.compute.projections import PairTable, TokenScores, pair_table, top_tokens
 from embspace.compute.topk import top_pairs
 from embspace.compute.vocab_matmul import vocab_factors
 from embspace.errors import EmbspaceError
@@ -104,14 +104,4 @@ def _pair_table(base, kind, layer, head, left, right, k, vocab_filter, pair_filt
         # (measured on MiniLM: minutes with bf16 screening, about a second in fp32).
         screen=False,
     )
-    display = base.vocab.display
-    return PairTable(
-        kind=kind,
-        layer=layer,
-        head=head,
-        row_ids=found.row_ids,
-        col_ids=found.col_ids,
-        row_tokens=tuple(display(int(i)) for i in found.row_ids),
-        col_tokens=tuple(display(int(i)) for i in found.col_ids),
-        scores=found.scores,
-    )
+    return pair_table(base.vocab, kind, layer, head, found)

@@ -166,17 +166,7 @@ def head_top_pairs(
         exclude=pair_filter.near_identical(model.vocab),
         negative=negative,
     )
-    display = model.vocab.display
-    return PairTable(
-        kind=kind,
-        layer=layer,
-        head=head,
-        row_ids=found.row_ids,
-        col_ids=found.col_ids,
-        row_tokens=tuple(display(int(i)) for i in found.row_ids),
-        col_tokens=tuple(display(int(i)) for i in found.col_ids),
-        scores=found.scores,
-    )
+    return pair_table(model.vocab, kind, layer, head, found)
 
 
 def _only(token: int, vocab_size: int) -> np.ndarray:
@@ -230,3 +220,17 @@ def copying_scores(model: EmbeddingSpaceModel, progress: Callable[[int, int], No
         if progress:
             progress(layer + 1, n_layers)
     return scores
+
+
+def pair_table(vocab, kind: str, layer: int, head: int, found) -> PairTable:
+    """A PairTable of `found` (top_pairs' row_ids, col_ids, scores), its tokens displayed from `vocab`."""
+    return PairTable(
+        kind=kind,
+        layer=layer,
+        head=head,
+        row_ids=found.row_ids,
+        col_ids=found.col_ids,
+        row_tokens=tuple(vocab.display(int(i)) for i in found.row_ids),
+        col_tokens=tuple(vocab.display(int(i)) for i in found.col_ids),
+        scores=found.scores,
+    )
