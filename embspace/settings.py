@@ -30,6 +30,8 @@ WEIGHT_BUDGET_ENV = "EMBSPACE_WEIGHT_BUDGET_GB"
 ATLAS_DIR_ENV = "EMBSPACE_ATLAS_DIR"
 COMPUTE_LOG_ENV = "EMBSPACE_COMPUTE_LOG"
 CORPUS_BYTES_ENV = "EMBSPACE_CORPUS_BYTES"
+EDITORS_ENV = "EMBSPACE_EDITORS"  # e-mail addresses that may edit a hosted deployment once signed in
+EDIT_PASSPHRASE_ENV = "EMBSPACE_EDIT_PASSPHRASE"  # secret: never shown, logged or put in a repr
 
 ANNOTATION_MODES = ("readwrite", "readonly")
 DEFAULT_CACHE_BYTES = 5_000_000_000
@@ -240,6 +242,22 @@ def compute_log(reader: SettingReader | None = None) -> Path | None:
     return Path(str(raw)) if raw else None
 
 
+def editors(reader: SettingReader) -> frozenset[str]:
+    """EMBSPACE_EDITORS: e-mail addresses (comma- or whitespace-separated, or a TOML list) that may edit a hosted
+    deployment once signed in; compared case-insensitively, so kept lower-cased."""
+    raw = reader.value(EDITORS_ENV)
+    items = re.split(r"[,\s]+", raw) if isinstance(raw, str) else [str(item) for item in raw or ()]
+    return frozenset(item.strip().lower() for item in items if item.strip())
+
+
+def edit_passphrase(reader: SettingReader) -> str | None:
+    """EMBSPACE_EDIT_PASSPHRASE: the lab's passphrase that unlocks editing on a hosted deployment (None: unset).
+
+    A secret: callers compare it (embspace.editing.EditPolicy.check_passphrase) and never show or log it."""
+    raw = reader.value(EDIT_PASSPHRASE_ENV)
+    return str(raw) if raw not in (None, "") else None
+
+
 # Each setting and the one function that parses it (docs/DEPLOYMENT.md lists them).
 SETTINGS: dict[str, Callable[[SettingReader], Any]] = {
     DATA_DIR_ENV: data_dir,
@@ -255,6 +273,8 @@ SETTINGS: dict[str, Callable[[SettingReader], Any]] = {
     ATLAS_DIR_ENV: atlas_dir,
     COMPUTE_LOG_ENV: compute_log,
     CORPUS_BYTES_ENV: corpus_store_bytes,
+    EDITORS_ENV: editors,
+    EDIT_PASSPHRASE_ENV: edit_passphrase,
 }
 
 

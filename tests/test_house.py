@@ -24,6 +24,7 @@ RUNGS = {
     "annotations": 5,
     "export": 5,
     "hosting": 5,
+    "editing": 5,
     "tours": 5,
     "__init__": 6,  # the public API; the CLI uses it, as the dashboard does
     "cli": 7,
