@@ -6,7 +6,7 @@ drawn here, once per run, for every page; pages read its settings with `dashboar
 
 import streamlit as st
 
-from dashboard import annotations_ui, page_list, sidebar, state, urlstate
+from dashboard import annotations_ui, edit_access, page_list, sidebar, state, urlstate
 from embspace import EmbspaceError, runtime
 
 runtime.configure()  # threads and matmul precision: once per process, never switched per call
@@ -18,6 +18,7 @@ page = st.navigation(page_list.pages())
 urlstate.begin_run()
 try:
     settings = sidebar.draw()
+    edit_access.sidebar()  # hosted only: who may edit, sign-in or the lab's passphrase
     annotations_ui.display_name_input()
     if settings is not None:  # None: the model could not be opened, and the sidebar said why
         state.share(settings)

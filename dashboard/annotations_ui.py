@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from dashboard import edit_access
+from dashboard.edit_access import AUTHOR_KEY
 from embspace import EmbeddingSpaceModel
 from embspace.annotations import (
     MAX_LABEL_CHARS,
@@ -22,7 +24,6 @@ from embspace.annotations import (
 )
 from embspace.errors import EmbspaceError
 
-AUTHOR_KEY = "display_name"
 AUTHOR_HELP = "Shown with the labels you save; no account needed."
 
 
@@ -33,7 +34,10 @@ def store() -> AnnotationStore:
 
 
 def display_name_input() -> None:
-    """An optional display name in the sidebar, saved with the annotations this session writes."""
+    """An optional display name in the sidebar, saved with the annotations this session writes (only where the
+    session names itself: locally, or after the lab's passphrase; a signed-in editor saves as who signed in)."""
+    if not edit_access.current().names_itself:
+        return
     st.sidebar.text_input("Your name (optional)", key=AUTHOR_KEY, help=AUTHOR_HELP)
 
 
@@ -58,8 +62,9 @@ def editor(model: EmbeddingSpaceModel, kind: str, layer: int, index: int) -> Non
     message = st.session_state.pop(f"{slot}:message", None)
     if message is not None:
         (st.success if message.startswith("Saved") else st.error)(message)
-    if notes.read_only:
-        st.info(f"Annotations are read-only here: {notes.read_only_reason}")
+    access = edit_access.current()
+    if notes.read_only or not access.allowed:
+        st.info(f"Annotations are read-only here: {notes.read_only_reason or access.reason}")
         return
     with st.popover("Edit label" if current else "Label this view", icon=":material/edit:"):
         edit_form(model, key, slot)
@@ -72,7 +77,7 @@ def edit_form(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None
         st.text_input("Label", key=f"{slot}:label", max_chars=MAX_LABEL_CHARS)
         st.text_area("Note (markdown)", key=f"{slot}:note")
         name_column, save_column = st.columns([2, 1], vertical_alignment="bottom")
-        if not st.session_state.get(AUTHOR_KEY):
+        if edit_access.current().names_itself and not st.session_state.get(AUTHOR_KEY):
             name_column.text_input("Your name (optional)", key=f"{slot}:author", help=AUTHOR_HELP)
         save_column.form_submit_button("Save label", icon=":material/save:", on_click=submit, args=(model, key, slot))
 
@@ -80,7 +85,8 @@ def edit_form(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None
 def submit(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None:
     """The form's callback: save what was typed, based on the version the form was filled from.
 
-    A name typed beside "Save" becomes the session's display name (the sidebar's field), so it is asked once."""
+    A name typed beside "Save" (only where the session names itself) becomes the session's display name (the
+    sidebar's field), so it is asked once."""
     state = st.session_state
     typed_name = (state.get(f"{slot}:author") or "").strip()
     if typed_name and not state.get(AUTHOR_KEY):
@@ -89,10 +95,15 @@ def submit(model: EmbeddingSpaceModel, key: AnnotationKey, slot: str) -> None:
 
 
 def save(model: EmbeddingSpaceModel, key: AnnotationKey, label: str, note: str, base_version: int, slot: str) -> bool:
-    """Save; on a conflict keep both texts in the session for `conflict_choice`. True when saved."""
+    """Save as the session's author (`edit_access`); on a conflict keep both texts in the session for
+    `conflict_choice`. True when saved. Checked again here: a form drawn before access ended saves nothing."""
+    access = edit_access.current()
+    if not access.allowed:
+        st.session_state[f"{slot}:message"] = f"Not saved: {access.reason}"
+        return False
     try:
         store().save(
-            key, label, note, author=st.session_state.get(AUTHOR_KEY) or None, base_version=base_version,
+            key, label, note, author=access.author, base_version=base_version,
             shape=model.shape,
         )  # fmt: skip
     except Conflict as conflict:

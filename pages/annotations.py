@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, links, render, state, urlstate
+from dashboard import annotations_ui, edit_access, links, render, state, urlstate
 from embspace.annotations import ON_CONFLICT, apply_import, export_document, model_identity, parse_document, plan_import
 from embspace.errors import EmbspaceError
 from embspace.views import LAYER_PARAM, VIEW_KINDS
@@ -19,8 +19,9 @@ st.caption(
     "Labels and notes saved on the neuron, W_VO and W_QK pages for this model. Streamlit Community Cloud does "
     "not keep the app's disk when it sleeps: **download your set** (JSON) and import it again later."
 )
-if notes.read_only:
-    st.info(f"Annotations are read-only here: {notes.read_only_reason}")
+access = edit_access.current()  # hosted: only the lab's editors import
+if notes.read_only or not access.allowed:
+    st.info(f"Annotations are read-only here: {notes.read_only_reason or access.reason}")
 for warning in notes.warnings:
     st.warning(warning)
 
@@ -91,7 +92,7 @@ if upload is not None:
     if plan.conflicts:
         st.warning("Some views were edited here after that file was exported: choose what wins.")
     choice = st.radio("On conflict", ON_CONFLICT, horizontal=True, key="on_conflict")
-    if st.button("Apply the import (all or nothing)", disabled=notes.read_only):
+    if st.button("Apply the import (all or nothing)", disabled=notes.read_only or not access.allowed):
         try:
             applied = apply_import(notes, plan, on_conflict=choice)
         except EmbspaceError as err:
