@@ -42,9 +42,10 @@ def _policy(key: tuple, sign_in: bool, reader: SettingReader) -> EditPolicy:
 def signed_in_email() -> str | None:
     """The signed-in visitor's e-mail (`st.user.email` while `st.user.is_logged_in`), else None.
 
+    An address the provider marks unverified (`email_verified` false) counts as none: anyone can claim one.
     Tests set it through AppTest's own `at.user` (Streamlit's testing hook), not a double."""
     user = st.user
-    if not user.get("is_logged_in"):
+    if not user.get("is_logged_in") or user.get("email_verified") is False:
         return None
     return str(user.get("email") or "").strip() or None
 
@@ -110,7 +111,7 @@ def sidebar() -> None:
 
 def sign_in_buttons(box) -> None:
     """ "Sign in to edit" (st.login, the [auth] provider) or "Sign out" for a signed-in visitor."""
-    if signed_in_email() is not None:
+    if st.user.get("is_logged_in"):
         box.button("Sign out", key="edit_sign_out", on_click=st.logout)
     else:
         box.button("Sign in to edit", key="edit_sign_in", icon=":material/login:", on_click=st.login)

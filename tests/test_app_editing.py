@@ -135,6 +135,9 @@ def test_visitors_and_strangers_see_sign_in_and_cannot_edit(data_dir, monkeypatc
     assert_clean(stranger)
     assert not stranger.get("popover") and "eve@elsewhere.org, who is not an editor" in read_only_notice(stranger)
     assert [b.label for b in stranger.sidebar.button] == ["Sign out"]
+    unverified = signed_in_app({"is_logged_in": True, "email": "ada@lab.org", "email_verified": False}, **VIEW)
+    assert not unverified.get("popover") and ASK_SIGN_IN in read_only_notice(unverified)
+    assert [b.label for b in unverified.sidebar.button] == ["Sign out"]
 
 
 def test_the_annotations_page_tells_visitors_why_they_cannot_import(app, data_dir):
