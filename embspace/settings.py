@@ -7,6 +7,7 @@ annotation ones, and `hosting.HostingPolicy.from_env` reads the hosted-mode ones
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -32,6 +33,7 @@ COMPUTE_LOG_ENV = "EMBSPACE_COMPUTE_LOG"
 CORPUS_BYTES_ENV = "EMBSPACE_CORPUS_BYTES"
 EDITORS_ENV = "EMBSPACE_EDITORS"  # e-mail addresses that may edit a hosted deployment once signed in
 EDIT_PASSPHRASE_ENV = "EMBSPACE_EDIT_PASSPHRASE"  # secret: never shown, logged or put in a repr
+SECRET_SETTINGS = (EDIT_PASSPHRASE_ENV,)  # kept out of `snapshot` (a cache key) by their digest
 
 ANNOTATION_MODES = ("readwrite", "readonly")
 DEFAULT_CACHE_BYTES = 5_000_000_000
@@ -285,8 +287,15 @@ DEFAULT_SOURCES = ("HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "LOCALAPPDATA", "H
 def snapshot(reader: SettingReader) -> tuple[tuple[str, str], ...]:
     """Every setting's raw value and the environment its defaults read: a key that changes whenever
     anything the parsers above would read changes (so a server may parse them once per change)."""
-    raw = tuple((name, repr(reader.value(name))) for name in SETTINGS)
+    raw = tuple((name, _fingerprint(name, reader.value(name))) for name in SETTINGS)
     return raw + tuple((name, repr(reader.environ.get(name))) for name in DEFAULT_SOURCES)
+
+
+def _fingerprint(name: str, value: Any) -> str:
+    """The raw value's repr, or for a secret its sha256 (a cache key must not hold the passphrase)."""
+    if name in SECRET_SETTINGS and value is not None:
+        return hashlib.sha256(str(value).encode("utf-8")).hexdigest()
+    return repr(value)
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,10 @@ def test_refused_attempts_are_not_counted():
     assert len(limiter.attempts) == 2
     clock.now += 10
     assert limiter.attempt()
+
+
+def test_the_settings_snapshot_holds_no_passphrase():
+    reader = SettingReader.of({"EMBSPACE_EDIT_PASSPHRASE": "open sesame 42"})
+    snapshot = settings.snapshot(reader)
+    assert "open sesame 42" not in repr(snapshot)
+    assert snapshot != settings.snapshot(SettingReader.of({"EMBSPACE_EDIT_PASSPHRASE": "another one"}))
