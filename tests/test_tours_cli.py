@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from embspace import open_model
+from embspace.annotations import AnnotationKey, AnnotationStore
 from embspace.cli.main import main
 from embspace.model.sources import DEFAULT_MODEL
 
@@ -118,3 +120,16 @@ def test_export_writes_one_page_with_every_stop(capsys, tmp_path):
     assert "embspace 0.1" in page and DEFAULT_MODEL in page
     assert "Plotly.newPlot" in page and "https://" not in page.split("</head>")[1]
     assert "http" not in page.split("<body>")[1].replace("http://www.w3.org", "")  # no link out of the page
+
+
+def test_export_of_a_stored_tour_carries_the_views_labels(capsys, tmp_path, data_dir):
+    key = AnnotationKey.for_view(open_model(DEFAULT_MODEL), "vo", 5, 7)
+    AnnotationStore.open(data_dir, read_only=False).save(key, "copies <plurals>")
+    assert run_cli(capsys, "tour", "import", tour_file(tmp_path), "--name", "stored")[0] == 0
+    out = tmp_path / "stored.html"
+    code, _, err = run_cli(capsys, "tour", "export", "stored", "--out", out)
+    assert code == 0, err
+    page = out.read_text(encoding="utf-8")
+    assert "L5 H7 · W_VO — copies &lt;plurals&gt;</h2>" in page and "L3 N17 · FFN neuron</h2>" in page
+    code, _, err = run_cli(capsys, "tour", "export", "nothing-stored", "--out", out)
+    assert code == 2 and "no stored tour of that name" in err

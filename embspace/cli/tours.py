@@ -30,7 +30,9 @@ def register(commands) -> dict:
     export.add_argument("file", metavar="TOUR", help="a tour file (JSON, schema 1), or the name of a stored tour")
     export.add_argument("--out", required=True, metavar="OUT.html", help="the HTML file to write")
     export.add_argument("--k", type=int, default=None, help="rows of a stop that names no k (default 20)")
-    export.add_argument("--data-dir", metavar="DIR", help="where a stored tour named TOUR is read from")
+    export.add_argument(
+        "--data-dir", metavar="DIR", help="where a stored tour named TOUR and the views' labels are read from"
+    )
     actions.add_parser("list", parents=[store_args], help="the stored tours")
     show = actions.add_parser("show", parents=[store_args], help="print a stored tour (--json: the tour file)")
     show.add_argument("name", metavar="NAME")
@@ -73,7 +75,7 @@ def run_export(args) -> None:
     def progress(number: int, total: int, stop: TourStop) -> None:
         print(f"stop {number} / {total}: {stop.kind} layer {stop.layer} index {stop.index}", file=sys.stderr)
 
-    labels = view_labels(models("auto"))
+    labels = view_labels(models("auto"), args.data_dir)
     page = static_page(tour, models, k=args.k, labels=labels, progress=progress)
     write_text_atomic(Path(args.out), page)
     print(f"wrote {args.out} ({len(tour.stops)} stop{'s' * (len(tour.stops) != 1)}, {len(page) / 1e6:.1f} MB)")
@@ -89,10 +91,10 @@ def load_tour(source: str, data_dir: str | None) -> Tour:
     return found[0]
 
 
-def view_labels(model: EmbeddingSpaceModel) -> dict[tuple[str, int, int], str]:
-    """{(kind, layer, index): label} of the model's annotated views, for the stops' headings."""
+def view_labels(model: EmbeddingSpaceModel, data_dir: str | None) -> dict[tuple[str, int, int], str]:
+    """{(kind, layer, index): label} of the model's annotated views (stored and seed), for the stops' headings."""
     model_id, revision = model_identity(model.info)
-    return {(a.kind, a.layer, a.index): a.label for a in open_store().list(model_id, revision) if a.label}
+    return {(a.kind, a.layer, a.index): a.label for a in open_store(data_dir).list(model_id, revision) if a.label}
 
 
 def run_list(args) -> None:
