@@ -118,6 +118,7 @@ def test_export_writes_one_page_with_every_stop(capsys, tmp_path):
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
     assert "MiniLM in &lt;two&gt; stops" in page and "1 / 2" in page and "2 / 2" in page
     assert "embspace 0.1" in page and DEFAULT_MODEL in page
+    assert '"colorscale": "Viridis"' in page and "score %{marker.color:.4f}" in page  # coloured, hover score
     assert "Plotly.newPlot" in page and "https://" not in page.split("</head>")[1]
     assert "http" not in page.split("<body>")[1].replace("http://www.w3.org", "")  # no link out of the page
 

@@ -1,6 +1,7 @@
 """The tour store: versions, compare-and-set conflicts naming who saved last, read-only mode, reopening."""
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -83,3 +84,22 @@ def test_bad_names_are_refused(tmp_path):
     for name in ("", "  ", "two\nlines", "x" * 101):
         with pytest.raises(TourError, match="name"):
             store.save(name, TOUR)
+
+
+def test_two_editors_saving_at_once_one_wins(tmp_path):
+    """Threads saving on the same base version: exactly one new version, every other save a TourConflict."""
+    store = TourStore.open(tmp_path, read_only=False)
+    store.save("demo", TOUR)
+
+    def edit(n: int) -> str:
+        try:
+            store.save("demo", Tour(f"edit {n}", TOUR.model, TOUR.stops), author=f"editor {n}", base_version=1)
+            return "saved"
+        except TourConflict:
+            return "conflict"
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(edit, range(6)))
+    assert sorted(outcomes) == ["conflict"] * 5 + ["saved"]
+    tour, version = store.get("demo")
+    assert version == 2 and tour.title.startswith("edit ")
