@@ -6,6 +6,7 @@ self-contained HTML file per tour; imported by name, `embspace.tours.static_page
 t-SNE, as `embspace.compute.tsne` does).
 """
 
+from embspace.tours.stop_view import DEFAULT_STOP_K, StopFilters, StopTable, stop_filters, stop_table, stop_title
 from embspace.tours.store import (
     TOURS_DB_FILE,
     Conflict,
@@ -14,7 +15,6 @@ from embspace.tours.store import (
     TourRecord,
     TourStore,
 )
-from embspace.tours.stop_view import DEFAULT_STOP_K, StopFilters, StopTable, stop_filters, stop_table, stop_title
 from embspace.tours.tour import (
     FILTER_OPTIONS,
     MAX_NOTE_CHARS,
