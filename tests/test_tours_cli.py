@@ -1,6 +1,8 @@
 """`python -m embspace tour export|list|show|import|delete` through cli.main: exit codes, one-line errors, JSON."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,10 @@ def test_export_of_a_stored_tour_carries_the_views_labels(capsys, tmp_path, data
     assert "L5 H7 · W_VO — copies &lt;plurals&gt;</h2>" in page and "L3 N17 · FFN neuron</h2>" in page
     code, _, err = run_cli(capsys, "tour", "export", "nothing-stored", "--out", out)
     assert code == 2 and "no stored tour of that name" in err
+
+
+def test_the_cli_still_starts_without_scikit_learn():
+    """`tour export` needs t-SNE, yet importing the CLI (every command does) leaves scikit-learn unloaded."""
+    code = "import sys, embspace.cli.main; print('sklearn' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False"
