@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from embspace import EmbspaceError, open_model
-from embspace.cli import annotations, atlas, compare, svd, tables
+from embspace.cli import annotations, atlas, compare, svd, tables, tours
 from embspace.cli.args import OneLineParser, filter_arguments, model_arguments, model_source
 from embspace.runtime import configure as configure_runtime
 
@@ -30,6 +30,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         **annotations.register(commands, model_args),  # annotations set|list|export|import
         **svd.register(commands, model_args, filter_args),  # svd
         **compare.register(commands, filter_args),  # diff, align (two models)
+        **tours.register(commands),  # tour export|list|show|import|delete (opens its tour's own model)
     }
     for command, run in runners.items():
         commands.choices[command].set_defaults(run_command=run)
@@ -46,7 +47,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     source = model_source(args, parser)
     configure_runtime()  # threads and matmul precision, once per process
     try:
-        model = open_model(source, revision=args.revision, embedding=args.embedding)
+        opens_model = getattr(args, "opens_model", True)  # `tour` opens the model its tour file names
+        model = open_model(source, revision=args.revision, embedding=args.embedding) if opens_model else None
         args.run_command(args, model)
     except KeyboardInterrupt:
         print("\ninterrupted" if getattr(args, "progress_line", False) else "interrupted", file=sys.stderr)

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.manifold import TSNE
 
 # Below this many points t-SNE has no neighbourhoods to preserve (perplexity must stay < n),
 # so the points are laid out by PCA instead, which keeps their true pairwise distances.
@@ -91,6 +90,9 @@ def tsne_coordinates(
         return np.zeros((0, dims))
     if n_points < MIN_TSNE_POINTS or np.ptp(points, axis=0).max(initial=0.0) == 0.0:
         return _pca_coordinates(points, dims)
+
+    # scikit-learn is imported here: `tour export` makes every CLI command import this module (1.5 s).
+    from sklearn.manifold import TSNE
 
     chosen = default_perplexity(n_points) if perplexity is None else float(perplexity)
     chosen = min(max(chosen, 1.0), n_points - 1.0)

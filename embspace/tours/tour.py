@@ -136,7 +136,8 @@ def parse_stop(item: Any, number: int) -> TourStop:
     note = item.get("note", "")
     if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
         raise TourError(f"stop {number}: note must be markdown text of at most {MAX_NOTE_CHARS:,} characters.")
-    return TourStop(kind, layer, index, note, k, parse_filters(item.get("filters") or {}, number))
+    filters = item.get("filters")
+    return TourStop(kind, layer, index, note, k, parse_filters({} if filters is None else filters, number))
 
 
 def parse_filters(filters: Any, number: int) -> dict[str, bool | str]:
