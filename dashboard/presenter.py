@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import cache, head_view, render, settings_line, tour_ui
 from dashboard.pickers import ScatterOptions
 from dashboard.state import ViewSettings
-from embspace import VIEW_KINDS, neuron_vector_names
+from embspace import DEFAULT_MODEL, VIEW_KINDS, neuron_vector_names
 from embspace.tours import Tour, TourStop
 
 PLOT = ScatterOptions(points=30, dims=2, normalize=False, labels=False)  # 2D reads best on a projector
@@ -49,16 +49,19 @@ def present(settings: ViewSettings, tour: Tour, number: int) -> None:
             neuron_stop(settings, stop)
         else:
             head_stop(settings, stop)
-    st.caption(f"[Open this view]({VIEW_KINDS[stop.kind].address(stop.layer, stop.index, **view_extra(stop))})")
+    view = VIEW_KINDS[stop.kind].address(stop.layer, stop.index, **view_extra(tour, stop))
+    st.caption(f"[Open this view]({view}) with the sidebar's settings of this stop.")
     if not tour_ui.embedded():
         st.button("Edit the tour", icon=":material/edit:", on_click=edit_tour, args=(tour,), key="tour_edit")
 
 
-def view_extra(stop: TourStop) -> dict[str, str | int]:
-    """The stop's address parameters other than layer and unit (k, filters, as 1 / 0 for switches)."""
+def view_extra(tour: Tour, stop: TourStop) -> dict[str, str | int]:
+    """The stop's address parameters other than layer and unit: the model when not the default, k, filters."""
     params = stop.address_params()
     kind = VIEW_KINDS[stop.kind]
-    return {name: value for name, value in params.items() if name not in ("layer", kind.unit)}
+    extra = {name: value for name, value in params.items() if name not in ("layer", kind.unit)}
+    model = {"model": tour.model} if tour.model != DEFAULT_MODEL else {}
+    return {**model, **({"revision": tour.revision} if tour.revision else {}), **extra}
 
 
 def edit_tour(tour: Tour) -> None:

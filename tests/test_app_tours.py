@@ -229,6 +229,7 @@ def test_a_link_opens_at_its_stop_and_present_starts_at_one(app):
     at = app(TOURS, tour=encode_address(two_stop_tour()), stop="2")
     assert_clean(at)
     assert at.header[0].value == "FFN neuron · layer 1, neuron 7"
+    assert any("(/neurons?k=3&negative=1&layer=1&neuron=7)" in c.value for c in at.caption)  # the stop's own view
     button(at, "Edit the tour").click().run()
     assert at.title[0].value == "Tours"
     assert "tour" not in at.query_params
