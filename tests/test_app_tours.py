@@ -99,6 +99,7 @@ def test_add_to_tour_on_head_and_neuron_views_then_edit_on_the_tours_page(app):
     draft = at.session_state["_tour_draft"]
     assert [(s.kind, s.layer, s.index, s.k) for s in draft.stops] == [("vo", 5, 7, 4), ("neuron", 1, 7, 4)]
     assert draft.stops[0].filters == {"only-ascii": True} and draft.stops[0].note == "A **copying** head."
+    assert (draft.model, draft.revision, draft.title) == (DEFAULT_MODEL, None, "Untitled tour")
 
     at.switch_page(TOURS).run()
     assert_clean(at)
