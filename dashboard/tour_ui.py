@@ -42,7 +42,7 @@ SIDEBAR_DEFAULTS: dict[str, bool | str] = {
 }
 
 
-def stop_filters(settings: ViewSettings, embedding: str = "auto") -> dict[str, bool | str]:
+def tour_filters(settings: ViewSettings, embedding: str = "auto") -> dict[str, bool | str]:
     """The tour filters (FILTER_OPTIONS keys) of the sidebar's settings; unticked switches left out.
 
     `embedding` is the sidebar's choice ("auto", "input", ...), kept as chosen. The alphabet is kept only
@@ -99,7 +99,7 @@ def add_stop(settings: ViewSettings, kind: str, layer: int, index: int, slot: st
     """The "Add" button's callback: append the view as it is shown now, with the typed note."""
     note = str(st.session_state.get(f"{slot}:note") or "")
     embedding = str(st.session_state.get("embedding") or "auto")
-    stop = TourStop(kind, int(layer), int(index), note, settings.k, stop_filters(settings, embedding))
+    stop = TourStop(kind, int(layer), int(index), note, settings.k, tour_filters(settings, embedding))
     try:
         tour = with_stop(draft(), settings, stop)
     except TourError as err:

@@ -62,7 +62,7 @@ def test_sidebar_settings_become_tour_filters_and_back():
         pair_filter=PairFilter(exclude_same=True),
         negative=True,
     )
-    filters = tour_ui.stop_filters(settings, "input")
+    filters = tour_ui.tour_filters(settings, "input")
     assert filters == {
         "only-alnum": True,
         "alphabet": "polish",
