@@ -78,7 +78,7 @@ def stops_editor(tour: Tour) -> None:
     st.caption(f"Model: `{tour.model}`" + (f" @ {tour.revision}" if tour.revision else ""))
     for position, stop in enumerate(tour.stops):
         with st.container(border=True):
-            heading, up, down, remove = st.columns([6, 1, 1, 1], vertical_alignment="center")
+            heading, up, down, remove = st.columns([3, 1, 1, 1], vertical_alignment="center")
             heading.markdown(f"**{position + 1}. {stop_heading(stop)}**  \n{filters_text(stop)}")
             up.button("Up", key=f"_tour_up:{rev}:{position}", icon=":material/arrow_upward:",
                       on_click=move_stop, args=(position, -1), disabled=position == 0)  # fmt: skip

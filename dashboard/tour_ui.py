@@ -119,7 +119,8 @@ def add_to_tour(settings: ViewSettings, kind: str, layer: int, index: int) -> No
         return
     slot = f"_tour_add:{kind}"
     current = draft()
-    count = f" ({len(current.stops)} stops)" if current and current.stops else ""
+    stops = len(current.stops) if current else 0
+    count = f" ({stops} stop{'s' if stops != 1 else ''})" if stops else ""
     with st.popover(f"Add to tour{count}", icon=":material/playlist_add:"):
         unit = VIEW_KINDS[kind].unit
         st.caption(f"Adds layer {layer}, {unit} {index} with the sidebar's k and filters to this session's tour.")
