@@ -6,17 +6,19 @@ drawn here, once per run, for every page; pages read its settings with `dashboar
 
 import streamlit as st
 
-from dashboard import annotations_ui, edit_access, page_list, sidebar, state, urlstate
+from dashboard import annotations_ui, edit_access, page_list, sidebar, state, tour_ui, urlstate
 from embspace import EmbspaceError, runtime
 
 runtime.configure()  # threads and matmul precision: once per process, never switched per call
 
 st.set_page_config(page_title="embspace", page_icon=":material/abc:", layout="wide")
 
-page = st.navigation(page_list.pages())
+page = st.navigation(page_list.pages(), position="hidden" if tour_ui.embedded() else "sidebar")
+tour_ui.hide_sidebar_when_embedded()  # in a frame: the settings still come from the address
 
 urlstate.begin_run()
 try:
+    tour_ui.open_address(page.url_path)  # a tour's stop sets the sidebar's model, k and filters
     settings = sidebar.draw()
     edit_access.sidebar()  # hosted only: who may edit, sign-in or the lab's passphrase
     annotations_ui.display_name_input()

@@ -7,7 +7,18 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from dashboard import annotations_ui, atlas_view, cache, pickers, prefetch, render, settings_line, state, urlstate
+from dashboard import (
+    annotations_ui,
+    atlas_view,
+    cache,
+    pickers,
+    prefetch,
+    render,
+    settings_line,
+    state,
+    tour_ui,
+    urlstate,
+)
 from dashboard.directions_view import directions_link
 from dashboard.pickers import ScatterOptions
 from dashboard.settings_line import FileSettings
@@ -82,6 +93,7 @@ def head_page(kind: str) -> None:
     score = cache.head_copying_score(model, layer, head)
 
     annotations_ui.editor(model, kind, layer, head)
+    tour_ui.add_to_tour(settings, kind, layer, head)
     stem = f"{kind}-layer{layer}-head{head}"
     # A view opened for a word (a search hit's link, ?token=king) lands on that word's section.
     word_first = bool(urlstate.url_param(TOKEN_KEY, "").strip())

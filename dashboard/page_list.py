@@ -79,6 +79,12 @@ PAGES: tuple[PageEntry, ...] = (
         ":material/label:",
         "**Annotations**: every label and note on this model's views; export and import",
     ),
+    PageEntry(
+        "tours",
+        "Tours",
+        ":material/tour:",
+        "**Tours**: views in order with notes, presented one at a time, shared as one link",
+    ),
 )
 
 

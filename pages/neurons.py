@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import annotations_ui, atlas_view, cache, pickers, render, settings_line, state
+from dashboard import annotations_ui, atlas_view, cache, pickers, render, settings_line, state, tour_ui
 from dashboard.directions_view import directions_link
 from embspace import DISPLAY_CONVENTION, VIEW_KINDS, neuron_vector_names
 
@@ -50,6 +50,7 @@ else:
 tables = {name: tables[name] for name in vectors}
 
 annotations_ui.editor(model, "neuron", layer, neuron)
+tour_ui.add_to_tour(settings, "neuron", layer, neuron)
 stem = f"neuron-layer{layer}-{neuron}"
 rows = min(settings.k, max(len(table) for table in tables.values()))
 st.subheader(f"Layer {layer}, neuron {neuron}: {settings_line.most(settings, rows, 'tokens')} of each vector · E")

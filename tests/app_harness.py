@@ -147,3 +147,8 @@ def click_heatmap_cell(at: AppTest, layer: int, head: int) -> AppTest:
     widget_states = at._tree.get_widget_states()
     widget_states.widgets.append(state)
     return at._run(widget_states)
+
+
+def label_popovers(at: AppTest) -> list:
+    """The view's label editor popovers (every view also has an "Add to tour" popover)."""
+    return [p for p in at.get("popover") if not p.proto.popover.label.startswith("Add to tour")]

@@ -84,7 +84,7 @@ def test_a_labelled_view_reads_like_a_slide_with_the_form_behind_edit(app, data_
     assert_clean(at)
     main_text = [m.value for m in at.main.markdown]
     assert ":material/label: **name mover**" in main_text and "Moves **names**." in main_text
-    (popover,) = at.get("popover")
+    popover, _add_to_tour = at.get("popover")  # the label editor, then "Add to tour"
     assert popover.proto.popover.label == "Edit label"
     inside = {t.label for t in popover.text_input} | {b.label for b in popover.button}
     assert {"Label", "Save label"} <= inside
@@ -96,7 +96,7 @@ def test_a_labelled_view_reads_like_a_slide_with_the_form_behind_edit(app, data_
 def test_the_author_field_sits_beside_save_until_a_name_is_set(app, data_dir):
     """With no display name, "Your name" is in the form; a name typed there is saved and reused."""
     at = app("pages/vo.py", layer="3", head="1", k="3", pairs="3")
-    (popover,) = at.get("popover")
+    popover, _add_to_tour = at.get("popover")  # the label editor, then "Add to tour"
     assert popover.proto.popover.label == "Label this view"
     next(t for t in popover.text_input if t.label == "Your name (optional)").set_value("Ola")
     at = save_in_editor(at, "first label")
@@ -104,7 +104,7 @@ def test_the_author_field_sits_beside_save_until_a_name_is_set(app, data_dir):
     stored = AnnotationStore.open(data_dir).get(AnnotationKey(DEFAULT_MODEL, "", "vo", 3, 1))
     assert stored.author == "Ola"
     assert at.session_state["display_name"] == "Ola"
-    (popover,) = at.get("popover")
+    popover, _add_to_tour = at.get("popover")  # the label editor, then "Add to tour"
     assert not [t for t in popover.text_input if t.label == "Your name (optional)"]  # asked once
     at = save_in_editor(at, "second label")
     assert AnnotationStore.open(data_dir).get(AnnotationKey(DEFAULT_MODEL, "", "vo", 3, 1)).author == "Ola"

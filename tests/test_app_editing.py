@@ -8,13 +8,14 @@ The signed-in visitor is set with AppTest's own testing hook, `at.user` (Streaml
 from __future__ import annotations
 
 import pytest
-from app_harness import APP, TIMEOUT, app_fixture, assert_clean, fresh_server_fixture  # noqa: F401
+from app_harness import APP, TIMEOUT, app_fixture, assert_clean, fresh_server_fixture, label_popovers  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
 from dashboard import edit_access
 from embspace.annotations import AnnotationKey, AnnotationStore
 from embspace.editing import ASK_PASSPHRASE, ASK_SIGN_IN, NOT_CONFIGURED, PASSPHRASE_AUTHOR
 from embspace.model.sources import DEFAULT_MODEL
+from embspace.tours import Tour, TourStop, TourStore
 
 PASSPHRASE = "lab meeting 7"
 VIEW = {"layer": "2", "head": "5", "k": "3", "pairs": "3"}
@@ -64,7 +65,7 @@ def test_hosted_without_editors_or_passphrase_is_read_only_naming_both_settings(
     at = app("pages/vo.py", **VIEW)
     assert_clean(at)
     assert any(m.value == ":material/label: **name mover**" for m in at.markdown)  # labels still show
-    assert not at.get("popover") and NOT_CONFIGURED in read_only_notice(at)
+    assert not label_popovers(at) and NOT_CONFIGURED in read_only_notice(at)
     assert not [t for t in at.text_input if t.label == "Your name (optional)"]  # no free-text author
 
 
@@ -72,11 +73,11 @@ def test_the_passphrase_unlocks_editing_and_saves_carry_the_typed_name(app, data
     monkeypatch.setenv("EMBSPACE_EDIT_PASSPHRASE", PASSPHRASE)
     at = app("pages/vo.py", **VIEW)
     assert_clean(at)
-    assert not at.get("popover") and ASK_PASSPHRASE in read_only_notice(at)
+    assert not label_popovers(at) and ASK_PASSPHRASE in read_only_notice(at)
     assert not [t for t in at.text_input if t.label == "Your name (optional)"]
     at = unlock(at, "lab meeting 8")
     assert any("not the passphrase" in w.value for w in at.sidebar.warning)
-    assert not at.get("popover")
+    assert not label_popovers(at)
     at = unlock(at, PASSPHRASE)
     assert_clean(at)
     assert any("Editing unlocked" in s.value for s in at.sidebar.success)
@@ -107,7 +108,7 @@ def test_wrong_passphrases_are_counted_and_the_sixth_attempt_in_a_minute_is_refu
     (warning,) = at.sidebar.warning
     assert warning.value.startswith("Too many attempts: wait ") and warning.value.endswith(" s.")
     assert 0 < int(warning.value.split("wait ")[1].split(" s")[0]) <= 60
-    assert not at.get("popover") and edit_access.PASSPHRASE_OK_KEY not in at.session_state
+    assert not label_popovers(at) and edit_access.PASSPHRASE_OK_KEY not in at.session_state
 
 
 def test_a_signed_in_editor_edits_as_their_address_with_no_name_field(data_dir, monkeypatch, fresh_server):
@@ -116,7 +117,7 @@ def test_a_signed_in_editor_edits_as_their_address_with_no_name_field(data_dir, 
     assert_clean(at)
     assert [b.label for b in at.sidebar.button] == ["Sign out"]
     assert not [t for t in at.text_input if t.label == "Your name (optional)"]
-    (popover,) = at.get("popover")
+    (popover,) = label_popovers(at)
     assert not [t for t in popover.text_input if t.label == "Your name (optional)"]
     at = save_in_editor(at, "copies names")
     assert_clean(at)
@@ -129,14 +130,14 @@ def test_visitors_and_strangers_see_sign_in_and_cannot_edit(data_dir, monkeypatc
     visitor = signed_in_app({}, **VIEW)
     assert_clean(visitor)
     assert [b.label for b in visitor.sidebar.button] == ["Sign in to edit"]
-    assert not visitor.get("popover") and ASK_SIGN_IN in read_only_notice(visitor)
+    assert not label_popovers(visitor) and ASK_SIGN_IN in read_only_notice(visitor)
     assert not [t for t in visitor.sidebar.text_input if t.key == edit_access.PASSPHRASE_INPUT_KEY]
     stranger = signed_in_app({"is_logged_in": True, "email": "eve@elsewhere.org"}, **VIEW)
     assert_clean(stranger)
-    assert not stranger.get("popover") and "eve@elsewhere.org, who is not an editor" in read_only_notice(stranger)
+    assert not label_popovers(stranger) and "eve@elsewhere.org, who is not an editor" in read_only_notice(stranger)
     assert [b.label for b in stranger.sidebar.button] == ["Sign out"]
     unverified = signed_in_app({"is_logged_in": True, "email": "ada@lab.org", "email_verified": False}, **VIEW)
-    assert not unverified.get("popover") and ASK_SIGN_IN in read_only_notice(unverified)
+    assert not label_popovers(unverified) and ASK_SIGN_IN in read_only_notice(unverified)
     assert [b.label for b in unverified.sidebar.button] == ["Sign out"]
 
 
@@ -157,3 +158,20 @@ def test_locally_the_editor_and_the_name_field_are_as_before(app, data_dir, monk
     at.sidebar.text_input(key="display_name").set_value("Ola")
     at = save_in_editor(at.run(), "local label")
     assert AnnotationStore.open(data_dir).get(KEY).author == "Ola"
+
+
+def test_hosted_tours_are_saved_only_after_the_passphrase_and_carry_its_author(app, data_dir, monkeypatch):
+    monkeypatch.setenv("EMBSPACE_EDIT_PASSPHRASE", PASSPHRASE)
+    tour = Tour("Copying", DEFAULT_MODEL, (TourStop("vo", 5, 7, "A copying head."),))
+    at = app("pages/tours.py")
+    at.session_state["_tour_draft"] = tour
+    at.run()
+    assert_clean(at)
+    assert any("Saving tours is off here" in i.value and ASK_PASSPHRASE in i.value for i in at.main.info)
+    assert not [b for b in at.button if b.label == "Save"]
+    at = unlock(at, PASSPHRASE)
+    at.text_input(key="_tour_name").set_value("copying")
+    at = next(b for b in at.button if b.label == "Save").click().run()
+    assert_clean(at)
+    assert TourStore.open(data_dir).get("copying") == (tour, 1)
+    assert TourStore.open(data_dir).list()[0].author == PASSPHRASE_AUTHOR

@@ -44,7 +44,7 @@ def test_start_page_links_every_page_of_the_navigation(app):
     at = app("pages/about.py")
     assert_clean(at)
     linked = [link.proto.page for link in at.page_link]  # each link's url_path
-    assert linked == ["neurons", "vo", "qk", "directions", "overview", "search", "compare", "annotations"]
+    assert linked == ["neurons", "vo", "qk", "directions", "overview", "search", "compare", "annotations", "tours"]
     assert linked == [page.url_path for page in page_list.PAGES if page is not page_list.START]
     assert all(link.value.startswith("**") for link in at.page_link)  # a bold page name, then what it shows
     root = Path(__file__).resolve().parents[1]

@@ -65,7 +65,7 @@ def test_start_page(app_page, app_server):
     expect(card).to_contain_text("bert")
     expect(card).to_contain_text(f"{MINILM_VOCAB:,}")
     links = page.get_by_test_id("stSidebarNav").get_by_role("link")
-    expect(links).to_have_count(9)
+    expect(links).to_have_count(10)
     for name in ("Token search", "Annotations"):
         expect(page.get_by_test_id("stSidebarNav").get_by_role("link", name=name)).to_be_visible()
     assert_no_exception(page)
@@ -82,7 +82,7 @@ def test_first_request_of_a_fresh_server_may_name_a_page(app_page, tmp_path):
         expect(number_input(page, "Layer")).to_have_value("2")
         expect(number_input(page, "Head")).to_have_value("5")
         expect(number_input(page, "Rows per table", sidebar=True)).to_have_value("4")
-        expect(page.get_by_test_id("stSidebarNav").get_by_role("link")).to_have_count(9)  # app.py's page list
+        expect(page.get_by_test_id("stSidebarNav").get_by_role("link")).to_have_count(10)  # app.py's page list
         assert len(grid_rows(page)) == 1 + 4  # the header row, then k rows
         assert_no_exception(page)
 
