@@ -57,7 +57,11 @@ class Atlas:
         self.directory = directory  # as given: a Path, or the URI string
         self.manifest = manifest
         self.k: int = int(manifest["k"])
-        self.location = location or AtlasLocation.of(directory)
+        if location is None:
+            location = AtlasLocation.of(directory)
+            if location.remote:
+                location.read_manifest()  # its identity keys the cache of fetched partitions
+        self.location = location
 
     @classmethod
     def open(cls, directory: str | Path, cache: PartitionCache | None = None) -> Atlas:
