@@ -20,6 +20,7 @@ from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation, operat
 from dashboard.state import ViewSettings
 from embspace import EmbeddingSpaceModel
 from embspace.atlas import APP_ATLASES, DEFAULT_K, Atlas, build_atlas, filter_pairs, filter_tokens, find_atlas
+from embspace.atlas.remote import PartitionCache, is_uri
 from embspace.hosting import HostingPolicy
 from embspace.settings import atlas_dir
 
@@ -29,9 +30,13 @@ ATLAS_HASH_FUNCS = {**HASH_FUNCS, Atlas: lambda atlas: (str(atlas.directory), at
 
 @st.cache_resource(max_entries=2, show_spinner=False, hash_funcs=HASH_FUNCS)
 def model_atlas(model: EmbeddingSpaceModel) -> Atlas | None:
-    """The atlas built for this model (atlases/ beside the app or $EMBSPACE_ATLAS_DIR), or None."""
-    operator_dir = atlas_dir(operator_settings())
-    return find_atlas(model, [APP_ATLASES, *([operator_dir] if operator_dir else [])])
+    """The atlas built for this model (atlases/ beside the app or $EMBSPACE_ATLAS_DIR, a directory or a URI
+    such as hf://datasets/ORG/NAME read lazily), or None."""
+    reader = operator_settings()
+    operator_dir = atlas_dir(reader)
+    return find_atlas(
+        model, [APP_ATLASES, *([operator_dir] if operator_dir else [])], PartitionCache.from_settings(reader)
+    )
 
 
 def page_atlas(model: EmbeddingSpaceModel, table: str, layer: int | None = None) -> Atlas | None:
@@ -151,5 +156,6 @@ def build_with_progress(model: EmbeddingSpaceModel, directory: Path, k: int, lay
 
 
 def can_build_here(model: EmbeddingSpaceModel, policy: HostingPolicy) -> bool:
-    """The Start page offers a build for small models, never on a public (hosted) server."""
-    return not policy.hosted and model.info.weight_bytes <= BUILD_LIMIT_BYTES
+    """The Start page offers a build for small models, never on a public (hosted) server nor into a URI."""
+    small = model.info.weight_bytes <= BUILD_LIMIT_BYTES
+    return not policy.hosted and small and not is_uri(atlas_dir(operator_settings()) or "")

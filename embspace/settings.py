@@ -34,6 +34,7 @@ CORPUS_BYTES_ENV = "EMBSPACE_CORPUS_BYTES"
 EDITORS_ENV = "EMBSPACE_EDITORS"  # e-mail addresses that may edit a hosted deployment once signed in
 EDIT_PASSPHRASE_ENV = "EMBSPACE_EDIT_PASSPHRASE"  # secret: never shown, logged or put in a repr
 SECRET_SETTINGS = (EDIT_PASSPHRASE_ENV,)  # kept out of `snapshot` (a cache key) by their digest
+ATLAS_CACHE_BYTES_ENV = "EMBSPACE_ATLAS_CACHE_BYTES"
 
 ANNOTATION_MODES = ("readwrite", "readonly")
 DEFAULT_CACHE_BYTES = 5_000_000_000
@@ -46,6 +47,10 @@ DEFAULT_WEIGHT_BUDGET_BYTES = 2_000_000_000
 DEFAULT_HOSTED_CORPUS_BYTES = 10 * DEFAULT_HOSTED_MAX_UPLOAD_BYTES
 DEFAULT_LOCAL_CORPUS_BYTES = 2_000_000_000
 CORPUS_DIR_NAME = "corpora"  # inside the data directory
+# Partition files fetched from atlases read by URI (hf://, s3://, ...), kept on local disk up to this size.
+DEFAULT_ATLAS_CACHE_BYTES = 1_000_000_000
+# "scheme://..." names a remote location (an atlas by URI); two letters at least, so "C:/x" stays a path.
+URI_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
@@ -230,11 +235,20 @@ def corpus_store_dir(reader: SettingReader) -> Path:
     return data_dir(reader) / CORPUS_DIR_NAME
 
 
-def atlas_dir(reader: SettingReader | None = None) -> Path | None:
-    """EMBSPACE_ATLAS_DIR: where atlases are looked for (after atlases/ beside the app) and built; None if unset."""
+def atlas_dir(reader: SettingReader | None = None) -> Path | str | None:
+    """EMBSPACE_ATLAS_DIR: where atlases are looked for (after atlases/ beside the app) and built; None if unset.
+    A URI (hf://datasets/ORG/NAME, s3://...) is kept as a string (a Path would fold its "//")."""
     reader = reader or SettingReader.of()
     raw = reader.value(ATLAS_DIR_ENV)
+    if raw and URI_PATTERN.match(str(raw)):
+        return str(raw)
     return Path(str(raw)) if raw else None
+
+
+def atlas_cache_bytes(reader: SettingReader | None = None) -> int:
+    """EMBSPACE_ATLAS_CACHE_BYTES: local disk kept for partitions fetched from atlases read by URI (default 1 GB)."""
+    reader = reader or SettingReader.of()
+    return parse_bytes(ATLAS_CACHE_BYTES_ENV, reader.value(ATLAS_CACHE_BYTES_ENV), DEFAULT_ATLAS_CACHE_BYTES)
 
 
 def compute_log(reader: SettingReader | None = None) -> Path | None:
@@ -277,6 +291,7 @@ SETTINGS: dict[str, Callable[[SettingReader], Any]] = {
     CORPUS_BYTES_ENV: corpus_store_bytes,
     EDITORS_ENV: editors,
     EDIT_PASSPHRASE_ENV: edit_passphrase,
+    ATLAS_CACHE_BYTES_ENV: atlas_cache_bytes,
 }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from embspace.atlas.manifest import (
     read_manifest,
 )
 from embspace.atlas.ray_build import run_on_ray
+from embspace.atlas.remote import check_remote_out, local_directory, upload_atlas
 from embspace.atlas.units import UNIT_KINDS, Unit, Workspace, compute_unit, token_table
 from embspace.atlas.write import write_unit
 from embspace.compute.devices import resolve_device
@@ -36,7 +39,7 @@ LOCK_FILE = ".lock"  # held (flock) by the one build writing the directory
 class BuildSummary:
     """What one build did: units computed now, units an earlier run had finished, seconds taken."""
 
-    directory: Path
+    directory: Path | str  # a URI for an atlas built to one
     built: int
     skipped: int
     units: int
@@ -83,6 +86,9 @@ def build_atlas(
 ) -> BuildSummary:
     """Compute the atlas of `model` into `out` (created if needed); finished partitions are kept.
 
+    `out` may be a URI (s3://, hf://datasets/ORG/NAME, memory://...): the atlas is built in a local temporary
+    directory and uploaded, manifest last; such a build does not resume (every asked layer is built anew).
+
     Refuses (AtlasError, nothing written) when `out` holds an atlas of another model, revision,
     embedding or N, or is a non-empty directory without one. use_ray: one Ray task per unit,
     on the cluster at `ray_address` (None: a running `ray.init()`, else a local one).
@@ -90,7 +96,14 @@ def build_atlas(
     """
     check_k(k, "--k")
     resolve_device(device)  # a missing GPU is one clear line before any work
-    directory = Path(out)
+    if local_directory(out) is None:
+        check_remote_out(str(out), new_manifest(model, k))  # refused before any work, nothing written
+        with tempfile.TemporaryDirectory(prefix="embspace-atlas-") as local:
+            options = {"k": k, "layers": layers, "device": device, "ray_address": ray_address, "use_ray": use_ray}
+            summary = build_atlas(model, local, progress=progress, unit_kinds=unit_kinds, **options)
+            upload_atlas(Path(local), str(out))
+        return dataclasses.replace(summary, directory=str(out))
+    directory = local_directory(out)
     started = time.perf_counter()
     manifest = new_manifest(model, k)
     if (directory / MANIFEST).exists():  # refused before the lock file is made: a foreign dir gets nothing

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from embspace.atlas.manifest import HEADS_SCHEMA, IDENTITY_KEYS, MANIFEST, PATHS, config_sha256, read_manifest
+from embspace.atlas.manifest import HEADS_SCHEMA, IDENTITY_KEYS, PATHS, SCHEMAS, config_sha256
+from embspace.atlas.remote import AtlasLocation, PartitionCache
 from embspace.errors import EmbspaceError
 from embspace.model.embedding_space import EmbeddingSpaceModel
 from embspace.settings import atlas_dir
@@ -48,17 +50,25 @@ class StoredPairs:
 
 
 class Atlas:
-    """An atlas directory opened for reading (the manifest is read once; tables on each call)."""
+    """An atlas opened for reading (the manifest is read once; tables on each call): a local directory, or a
+    URI (hf://, s3://, http(s)://, memory://) read lazily, partition by partition (see remote.py)."""
 
-    def __init__(self, directory: Path, manifest: dict):
-        self.directory = directory
+    def __init__(self, directory: Path | str, manifest: dict, location: AtlasLocation | None = None):
+        self.directory = directory  # as given: a Path, or the URI string
         self.manifest = manifest
         self.k: int = int(manifest["k"])
+        if location is None:
+            location = AtlasLocation.of(directory)
+            if location.remote:
+                location.read_manifest()  # its identity keys the cache of fetched partitions
+        self.location = location
 
     @classmethod
-    def open(cls, directory: str | Path) -> Atlas:
-        directory = Path(directory)
-        return cls(directory, read_manifest(directory))
+    def open(cls, directory: str | Path, cache: PartitionCache | None = None) -> Atlas:
+        """`directory` a path or URI; `cache` keeps a remote atlas's fetched partitions (default: from settings)."""
+        location = AtlasLocation.of(directory, cache)
+        manifest = location.read_manifest()
+        return cls(location.name, manifest, location)
 
     def matches(self, model: EmbeddingSpaceModel) -> bool:
         """Built for this model: same source, revision, embedding and config.json."""
@@ -74,12 +84,8 @@ class Atlas:
         return {key: self.manifest.get(key) for key in IDENTITY_KEYS}
 
     def layers(self, table: str = "pairs") -> list[int]:
-        """Layers with a partition in `table` (a partial build holds only some)."""
-        root = self.directory / table
-        found = (
-            (int(p.name.removeprefix("layer=")) for p in root.glob("layer=*") if p.is_dir()) if root.is_dir() else ()
-        )
-        return sorted(found)
+        """Layers with a partition in `table` (a partial build holds only some); lists files, reads none."""
+        return sorted({int(keys["layer"]) for keys in self.location.partitions(PATHS[table]).values()})
 
     def head_pairs(self, kind: str, layer: int, head: int, sign: str = "+") -> pd.DataFrame:
         """Stored pairs of one head, best first: columns rank, row_id, col_id, score."""
@@ -105,10 +111,9 @@ class Atlas:
 
     def head_scores(self) -> pd.DataFrame:
         """layer, head, copying_score, qk_self_score for every built layer (meanings in manifest["head_scores"])."""
-        root = self.directory / "heads"
-        if not root.is_dir():
+        table = self.dataset("heads").to_table()
+        if table.num_rows == 0:
             return HEADS_SCHEMA.empty_table().to_pandas()
-        table = ds.dataset(root, format="parquet").to_table()
         return table.to_pandas().sort_values(["layer", "head"], ignore_index=True)
 
     def neuron_places(
@@ -146,14 +151,17 @@ class Atlas:
         return StoredPairs(**_columns(frame, StoredPairs))
 
     def dataset(self, table: str) -> ds.Dataset:
-        """The whole table ("pairs", "neurons", "heads") as a pyarrow dataset, for scans."""
-        return ds.dataset(self.directory / table, format="parquet")
+        """The whole table ("pairs", "neurons", "heads") as a pyarrow dataset, for scans (remote: read by range,
+        only the footers and the row groups a filter keeps)."""
+        return self.location.dataset(PATHS[table], SCHEMAS.get(table))
 
-    def _partition(self, table: str, **keys) -> Path:
-        path = self.directory / PATHS[table].format(**keys)
-        if not path.exists():
+    def _partition(self, table: str, **keys) -> Path | pa.NativeFile:
+        """One partition, for pq.read_table: a local path (a remote file fetched into the cache), or a remote
+        file read by range when it is larger than the whole cache."""
+        found = self.location.partition_file(PATHS[table].format(**keys))
+        if found is None:
             raise EmbspaceError(f"the atlas in {self.directory} has no {table} for {keys} (a partial build?).")
-        return path
+        return found
 
 
 def _columns(frame: pd.DataFrame, record: type) -> dict[str, np.ndarray]:
@@ -177,19 +185,18 @@ def _kept_above(neurons: ds.Dataset, places: pd.DataFrame, kept_tokens: np.ndarr
     return counts.reindex(places.index, fill_value=0).to_numpy()
 
 
-def find_atlas(model: EmbeddingSpaceModel, roots: list[str | Path] | None = None) -> Atlas | None:
+def find_atlas(
+    model: EmbeddingSpaceModel, roots: list[str | Path] | None = None, cache: PartitionCache | None = None
+) -> Atlas | None:
     """The first atlas built for `model` under `roots` (default: `atlases/` beside the app, then
-    $EMBSPACE_ATLAS_DIR); each root may be an atlas itself or hold atlases one level down."""
+    $EMBSPACE_ATLAS_DIR); each root, a directory or a URI, may be an atlas itself or hold atlases one
+    level down. `cache`: where a remote atlas's partitions are kept (default: from settings)."""
     if roots is None:
         roots = [APP_ATLASES, *filter(None, [atlas_dir()])]
-    for root in map(Path, roots):
-        candidates = (
-            [root] if (root / MANIFEST).exists() else sorted(root.glob(f"*/{MANIFEST}")) if root.is_dir() else []
-        )
-        for candidate in candidates:
-            directory = candidate if candidate.is_dir() else candidate.parent
+    for root in roots:
+        for candidate in AtlasLocation.of(root).child_atlases():
             try:
-                atlas = Atlas.open(directory)
+                atlas = Atlas.open(candidate, cache)
             except EmbspaceError:
                 continue
             if atlas.matches(model):

@@ -22,8 +22,14 @@ def register(commands, model_args: argparse.ArgumentParser, filter_args: argpars
     """
     atlas = commands.add_parser("atlas", help="precompute a whole model as Parquet tables (atlas build)")
     actions = atlas.add_subparsers(dest="atlas_command", required=True)
-    build = actions.add_parser("build", parents=[model_args], help="build or resume an atlas in --out DIR")
-    build.add_argument("--out", required=True, metavar="DIR", help="atlas directory; a rerun skips finished parts")
+    build = actions.add_parser("build", parents=[model_args], help="build or resume an atlas in --out DIR (or URI)")
+    build.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR|URI",
+        help="atlas directory; a rerun skips finished parts. Or a URI (s3://..., hf://datasets/ORG/NAME[/FOLDER], "
+        "memory://...): built in a temporary directory, then uploaded, manifest last (no resume: a rerun builds anew)",
+    )
     build.add_argument(
         "--k", type=int, default=DEFAULT_K, help=f"N: pairs / tokens kept per list (default {DEFAULT_K})"
     )
@@ -46,7 +52,12 @@ def register(commands, model_args: argparse.ArgumentParser, filter_args: argpars
     search_parser.add_argument(
         "words", nargs="+", metavar="WORD", help="words or tokens (a split word searches each token)"
     )
-    search_parser.add_argument("--atlas", metavar="DIR", help="answer from this atlas ('auto': find one for the model)")
+    search_parser.add_argument(
+        "--atlas",
+        metavar="DIR|URI",
+        help="answer from this atlas, a directory or a URI (hf://datasets/ORG/NAME, s3://, https://; read lazily) "
+        "('auto': find one for the model)",
+    )
     search_parser.add_argument("--limit", type=int, default=10, help="results per token and kind (default 10)")
     return {"atlas": run_atlas, "search": run_search}
 
