@@ -31,6 +31,7 @@ from embspace.model.embedding_space import EmbeddingSpaceModel
 from embspace.search.ffn import ffn_ranks
 from embspace.search.filtered_vocab import FilteredVocab, FilteredVocabCache
 from embspace.search.heads import HEAD_PAIRS_BOUND, HeadPairsCache, head_pair_lists
+from embspace.search.neuron_tops import NeuronTopsCache
 from embspace.search.screen import StoredSample
 from embspace.views import HEAD_VIEW_KINDS, SEARCH_KINDS, VIEW_KINDS, ViewSide
 from embspace.vocab.filters import PairFilter, VocabFilter
@@ -111,6 +112,7 @@ class SearchIndex:
         self.max_token_norm = float(torch.linalg.vector_norm(model.embedding_rows, dim=1).max())
         self.vocabularies = FilteredVocabCache(model)
         self.head_pairs = HeadPairsCache(model)
+        self.neuron_tops = NeuronTopsCache()
 
     def filtered_vocab(self, vocab_filter: VocabFilter | None) -> FilteredVocab:
         """The kept columns of E for `vocab_filter`, from the index's cache (the last few filters)."""
@@ -121,6 +123,11 @@ class SearchIndex:
     ) -> StoredPairs:
         """Every head's exact top `bound` pairs of `kind` under the filters, from the index's cache."""
         return self.head_pairs.get(kind, vocab_filter, pair_filter, bound)
+
+    def neuron_top_tokens(self, side: str, vocab_filter: VocabFilter | None, k: int) -> np.ndarray:
+        """int64 [n_layers * d_ff, k]: every neuron's top-k token ids on `side` ("K"/"V"), from the cache."""
+        key = (side, vocab_filter or VocabFilter(), k)
+        return self.neuron_tops.get(key, self.sides[side], self.filtered_vocab(vocab_filter), k)
 
 
 def search(
