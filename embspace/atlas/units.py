@@ -106,7 +106,10 @@ def svd_table(workspace: Workspace, unit: Unit) -> pa.Table:
         for head in (heads if unit.kind != "ffn" else [None])
     ]
     columns = {name: [part[name] for part in parts] for name in SVD_SCHEMA.names}
-    return _table(columns, SVD_SCHEMA)
+    # Sorted by token, as the tokens table: a concept query reads only the row groups holding its tokens.
+    return _table(columns, SVD_SCHEMA).sort_by(
+        [("token_id", "ascending"), ("kind", "ascending"), ("rank", "ascending")]
+    )
 
 
 def svd_token_lists(

@@ -2,9 +2,9 @@
 
 `index` answers a query; `filtered_vocab` holds the vocabulary a filter keeps (cached per filter, shared by
 sessions under a lock); `concepts` ranks every unit by how its top k holds a set of words; `heads` and
-`neuron_tops` hold every head's top pairs / every neuron's top tokens, live (cached); `ffn` ranks a token
-in every neuron exactly, chunk by chunk; `screen` bounds ranks from a stored vocabulary sample so most
-neurons need no exact rank.
+`neuron_tops` compute every head's top pairs / every neuron's top tokens live (`shared_cache` keeps them);
+`ffn` ranks a token in every neuron exactly, chunk by chunk; `screen` bounds ranks from a stored vocabulary
+sample so most neurons need no exact rank.
 """
 
 from embspace.search.concepts import CONCEPT_KINDS, CONCEPT_SCORE_RULE, ConceptHit, concepts, split_words

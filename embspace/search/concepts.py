@@ -17,6 +17,7 @@ From an atlas (its stored lists, its N as the bound; k <= N) or live; both give 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -177,7 +178,9 @@ def live_places(
             )
             parts += [head_side_places(pairs, name, token_ids, k) for name in sides]
     parts += [
-        svd_places_live(model, name, token_ids, k, vocab_filter, directions) for name in SVD_MATRICES if name in kinds
+        svd_places_live(model, name, token_ids, k, vocab_filter, directions, index)
+        for name in SVD_MATRICES
+        if name in kinds
     ]
     return _concat(parts)
 
@@ -264,17 +267,27 @@ def head_side_places(pairs: StoredPairs, name: str, token_ids, k: int) -> pd.Dat
     return _places(name, firsts["layer"].to_numpy(), firsts["head"].to_numpy(), -1, "", firsts["token_id"], rank[mine])
 
 
-def svd_places_live(model, name: str, token_ids, k: int, vocab_filter, directions: int) -> pd.DataFrame:
+def svd_places_live(
+    model, name: str, token_ids, k: int, vocab_filter, directions: int, index: SearchIndex | None = None
+) -> pd.DataFrame:
     """Every matrix of SVD kind `name`: the ends of its first `directions` directions holding a query token."""
+    key = ("svd lists", name, vocab_filter or VocabFilter(), k, directions)
+    compute = functools.partial(svd_lists, model, name, k, vocab_filter, directions)
+    lists = index.results.get(key, compute) if index is not None else compute()
+    mine = np.isin(lists["token_id"], token_ids)
+    return _svd_frame({column: values[mine] for column, values in lists.items()})
+
+
+def svd_lists(model, name: str, k: int, vocab_filter, directions: int) -> dict[str, np.ndarray]:
+    """SVD_SCHEMA columns of every matrix of SVD kind `name` (every head's, or every layer's FFN one)."""
     matrix = SVD_MATRICES[name]
     heads = range(model.shape.n_heads) if matrix in ("ov", "qk") else [None]
-    parts = []
-    for layer in range(model.shape.n_layers):
-        for head in heads:
-            lists = svd_token_lists(model, matrix, layer, head, directions, k, vocab_filter)
-            mine = np.isin(lists["token_id"], token_ids)
-            parts.append(_svd_frame({column: values[mine] for column, values in lists.items()}))
-    return _concat(parts)
+    parts = [
+        svd_token_lists(model, matrix, layer, head, directions, k, vocab_filter)
+        for layer in range(model.shape.n_layers)
+        for head in heads
+    ]
+    return {column: np.concatenate([part[column] for part in parts]) for column in parts[0]}
 
 
 def _svd_frame(columns) -> pd.DataFrame:

@@ -5,13 +5,10 @@ pairs under the filters. The atlas stores each head's top N pairs; live computes
 `compute.top_pairs` up to `bound` pairs per head (default HEAD_PAIRS_BOUND, the atlas's default N),
 so a word whose best pair in a head ranks below the bound is no hit there, on either path.
 Cost: one exact top-pairs search per head and kind (MiniLM, 72 heads: ~0.2 s each on 2 CPU cores),
-so the lists are cached per (kind, filters, bound) in `HeadPairsCache` and reused by later queries.
+so `SearchIndex` caches the lists per (kind, filters, bound) and later queries reuse them.
 """
 
 from __future__ import annotations
-
-import threading
-from collections import OrderedDict
 
 import numpy as np
 
@@ -21,7 +18,6 @@ from embspace.model.embedding_space import EmbeddingSpaceModel
 from embspace.vocab.filters import PairFilter, VocabFilter
 
 HEAD_PAIRS_BOUND = 200  # pairs per head computed live: the atlas's default N, so both paths see the same lists
-HEAD_CACHE_ENTRIES = 4  # (kind, filters, bound) entries kept
 
 
 def head_bound_note(bound: int = HEAD_PAIRS_BOUND) -> str:
@@ -53,30 +49,3 @@ def head_pair_lists(
             columns["col_id"].append(found.col_ids.astype(np.int32))
             columns["score"].append(found.scores.astype(np.float32))
     return StoredPairs(**{name: np.concatenate(parts) for name, parts in columns.items()})
-
-
-class HeadPairsCache:
-    """The head pair lists of one model's last few (kind, filters, bound), safe to share between threads."""
-
-    def __init__(self, model: EmbeddingSpaceModel, max_entries: int = HEAD_CACHE_ENTRIES):
-        self._model = model
-        self._max_entries = max_entries
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple, StoredPairs] = OrderedDict()  # least recently used first
-
-    def get(
-        self, kind: str, vocab_filter: VocabFilter | None, pair_filter: PairFilter | None, bound: int
-    ) -> StoredPairs:
-        key = (kind, vocab_filter or VocabFilter(), pair_filter or PairFilter(), bound)
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-                return found
-        # Computed outside the lock, so other sessions' lookups go on.
-        built = head_pair_lists(self._model, kind, vocab_filter, pair_filter, bound)
-        with self._lock:
-            self._entries[key] = built
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
-        return built

@@ -30,14 +30,16 @@ from embspace.errors import EmbspaceError
 from embspace.model.embedding_space import EmbeddingSpaceModel
 from embspace.search.ffn import ffn_ranks
 from embspace.search.filtered_vocab import FilteredVocab, FilteredVocabCache
-from embspace.search.heads import HEAD_PAIRS_BOUND, HeadPairsCache, head_pair_lists
-from embspace.search.neuron_tops import NeuronTopsCache
+from embspace.search.heads import HEAD_PAIRS_BOUND, head_pair_lists
+from embspace.search.neuron_tops import neuron_top_tokens
 from embspace.search.screen import StoredSample
+from embspace.search.shared_cache import SharedCache
 from embspace.views import HEAD_VIEW_KINDS, SEARCH_KINDS, VIEW_KINDS, ViewSide
 from embspace.vocab.filters import PairFilter, VocabFilter
 
 __all__ = ["SEARCH_KINDS", "QueryWord", "SearchHit", "SearchIndex", "query_tokens", "search", "sort_hits"]
 NEURON_SIDES = VIEW_KINDS["neuron"].sides  # K, V
+RESULT_ENTRIES = 12  # cached per-filter results (MiniLM: head pairs 0.2 MB, neuron tops 3.7 MB per entry)
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,7 @@ class SearchIndex:
         self.screens = {side: StoredSample.build(m, model.E) for side, m in self.sides.items()}
         self.max_token_norm = float(torch.linalg.vector_norm(model.embedding_rows, dim=1).max())
         self.vocabularies = FilteredVocabCache(model)
-        self.head_pairs = HeadPairsCache(model)
-        self.neuron_tops = NeuronTopsCache()
+        self.results = SharedCache(RESULT_ENTRIES)  # head pair lists, neuron top-k ids, SVD lists: per filter
 
     def filtered_vocab(self, vocab_filter: VocabFilter | None) -> FilteredVocab:
         """The kept columns of E for `vocab_filter`, from the index's cache (the last few filters)."""
@@ -122,12 +123,13 @@ class SearchIndex:
         self, kind: str, vocab_filter: VocabFilter | None, pair_filter: PairFilter | None, bound: int
     ) -> StoredPairs:
         """Every head's exact top `bound` pairs of `kind` under the filters, from the index's cache."""
-        return self.head_pairs.get(kind, vocab_filter, pair_filter, bound)
+        key = ("head pairs", kind, vocab_filter or VocabFilter(), pair_filter or PairFilter(), bound)
+        return self.results.get(key, lambda: head_pair_lists(self.model, kind, vocab_filter, pair_filter, bound))
 
     def neuron_top_tokens(self, side: str, vocab_filter: VocabFilter | None, k: int) -> np.ndarray:
         """int64 [n_layers * d_ff, k]: every neuron's top-k token ids on `side` ("K"/"V"), from the cache."""
-        key = (side, vocab_filter or VocabFilter(), k)
-        return self.neuron_tops.get(key, self.sides[side], self.filtered_vocab(vocab_filter), k)
+        key = ("neuron tops", side, vocab_filter or VocabFilter(), k)
+        return self.results.get(key, lambda: neuron_top_tokens(self.sides[side], self.filtered_vocab(vocab_filter), k))
 
 
 def search(
