@@ -6,7 +6,7 @@ import shutil
 import pytest
 from concept_fixtures import PLANTED_HEAD, PLANTED_NEURON, plant
 
-from embspace import CONCEPT_KINDS, VocabFilter, concepts, open_model
+from embspace import CONCEPT_KINDS, VocabFilter, concepts, open_model, svd_view
 from embspace.atlas import Atlas, build_atlas
 from embspace.cli.main import main
 
@@ -100,3 +100,33 @@ def test_cli_concepts_json_contract(capsys, planted, planted_atlas, tmp_path):
     assert main(["concepts", "--model", path, *words, *atlas_args]) == 0
     assert "hits" in capsys.readouterr().out and "atlas" in out
     assert main(["concepts", "--model", path, *words, "--atlas", str(planted_atlas.directory), "--k", "41"]) == 2
+
+
+def test_the_svd_table_holds_what_the_directions_view_shows(planted, planted_atlas):
+    """Stored ends = `svd_view`'s tokens (the /directions page and `embspace svd`), head and FFN kinds."""
+    model, _ = planted
+    stored = planted_atlas.svd_tokens()
+    assert set(stored["kind"]) == {"svd-ov", "svd-qk", "svd-ffn-in", "svd-ffn-out"}
+    for kind, layer, head, side in [("ov", 0, 2, "left"), ("qk", 1, 0, "right"), ("ffn-out", 1, None, "right")]:
+        view = svd_view(model, kind, layer, head, directions=4, k=planted_atlas.k)
+        for direction in view.directions:
+            for end, scores in (("+", getattr(direction, side).plus), ("-", getattr(direction, side).minus)):
+                rows = stored[
+                    (stored["kind"] == f"svd-{kind}")
+                    & (stored["layer"] == layer)
+                    & (stored["head"] == (-1 if head is None else head))
+                    & (stored["direction"] == direction.index)
+                    & (stored["side"] == side)
+                    & (stored["end"] == end)
+                ].sort_values("rank")
+                assert rows["token_id"].tolist() == scores.token_ids.tolist()
+
+
+def test_resuming_an_older_atlas_adds_only_the_svd_table(planted, planted_atlas, tmp_path):
+    model, _ = planted
+    older = tmp_path / "older"
+    shutil.copytree(planted_atlas.directory, older)
+    shutil.rmtree(older / "svd")
+    summary = build_atlas(model, older, k=40, progress=False, svd_directions=4)
+    assert summary.built == 0 and Atlas.open(older).layers("svd") == [0, 1]
+    assert len(Atlas.open(older).svd_tokens()) == len(planted_atlas.svd_tokens())
