@@ -8,14 +8,14 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from dashboard import page_list
+from dashboard import page_list, render, settings_line, urlstate
 from dashboard.atlas_view import model_atlas
 from dashboard.cache import HASH_FUNCS, RESULT_ENTRIES, note_computation
-from dashboard.links import OPEN_TEXT, Link
+from dashboard.links import OPEN_TEXT, Link, link_table
 from dashboard.state import ViewSettings, model_key
-from embspace import EmbeddingSpaceModel
-from embspace.search import QueryWord, SearchIndex, query_tokens, search
-from embspace.views import view_kind, view_side
+from embspace import CONCEPT_SCORE_RULE, EmbeddingSpaceModel
+from embspace.search import HEAD_PAIRS_BOUND, QueryWord, SearchIndex, concepts, query_tokens, search, split_words
+from embspace.views import VIEW_KINDS, view_kind, view_side
 
 
 @st.cache_resource(max_entries=2, show_spinner="Indexing the model's FFN weights for search …", hash_funcs=HASH_FUNCS)
@@ -85,7 +85,8 @@ def rank_sentence(kept: int, vocab_size: int, from_atlas: bool, corpus: bool) ->
     heads = (
         "the place of its best pair among the head's stored top pairs that pass the filters (1 = the head's top pair)"
         if from_atlas
-        else "its place among the tokens paired with its best partner (1 = a mutual best pair)"
+        else f"the place of its best pair among the head's exact top {HEAD_PAIRS_BOUND} pairs under the filters "
+        f"(1 = the head's top pair; a token whose best pair ranks lower is no hit in that head)"
     )
     sentence = (
         f"**Rank** counts only {among}: for a neuron, the token's place in the neuron's list (1 = its top token); "
@@ -154,4 +155,139 @@ def results_table(frame: pd.DataFrame, labels: dict | None = None) -> pd.DataFra
             "label": [labels.get((kind, int(layer), int(index)), "") for kind, layer, index in views],
         },
         index=frame.index,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The second mode: a set of words (a concept)
+
+MODES = ("word", "concept")
+MODE_LABELS = {"word": "One word", "concept": "A set of words (concept)"}
+CONCEPT_VIEW = {  # concept kind -> (the view kind its unit opens, or "directions"; the SVD matrix)
+    "neuron-K": ("neuron", None),
+    "neuron-V": ("neuron", None),
+    "vo-read": ("vo", None),
+    "vo-write": ("vo", None),
+    "qk-query": ("qk", None),
+    "qk-key": ("qk", None),
+    "svd-ov": ("directions", "ov"),
+    "svd-qk": ("directions", "qk"),
+    "svd-ffn-in": ("directions", "ffn-in"),
+    "svd-ffn-out": ("directions", "ffn-out"),
+}
+CONCEPT_MEANING = {
+    "neuron-K": "FFN neuron, K·E (what triggers it)",
+    "neuron-V": "FFN neuron, V·E (what it promotes)",
+    "vo-read": "W_VO rows: what the head reads",
+    "vo-write": "W_VO columns: what the head writes",
+    "qk-query": "W_QK rows: the query side",
+    "qk-key": "W_QK columns: the key side",
+    "svd-ov": "SVD direction of a head's W_V W_O",
+    "svd-qk": "SVD direction of a head's W_Q W_Kᵀ",
+    "svd-ffn-in": "SVD direction of a layer's FFN keys",
+    "svd-ffn-out": "SVD direction of a layer's FFN values",
+}
+
+
+def concept_words(text: str, uploaded: bytes | None) -> tuple[str, ...]:
+    """The typed words (one per line or comma-separated) and those of an uploaded file, in order, once each."""
+    words = split_words(text) + (split_words(uploaded.decode("utf-8", errors="replace")) if uploaded else [])
+    return tuple(dict.fromkeys(words))
+
+
+@st.cache_data(
+    max_entries=RESULT_ENTRIES, show_spinner="Ranking every neuron, head and direction …", hash_funcs=HASH_FUNCS
+)
+def concept_frame(settings: ViewSettings, words: tuple[str, ...], k: int, limit: int) -> pd.DataFrame:
+    """The units whose top k holds most of `words`, best first: the `concepts` records as rows."""
+    note_computation("concepts", words, k, limit, settings.filter_spec)
+    model = settings.model
+    atlas = model_atlas(model)
+    if atlas is not None and k > atlas.k:
+        atlas = None  # the stored lists are shorter than k: live answers
+    found = concepts(
+        model,
+        list(words),
+        k=k,
+        limit=limit,
+        vocab_filter=settings.vocab_filter,
+        pair_filter=settings.pair_filter,
+        atlas=atlas,
+        index=search_index(model) if atlas is None else None,
+    )
+    columns = ["kind", "layer", "index", "direction", "side", "hits", "score", "words", "source"]
+    frame = pd.DataFrame([hit.as_dict() for hit in found], columns=columns)
+    frame["words"] = frame["words"].map(", ".join)
+    return frame
+
+
+def concept_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """What the page shows: open, what, layer, unit, direction, hits, score, the words that hit."""
+    return pd.DataFrame(
+        {
+            "open": [OPEN_TEXT] * len(frame),
+            "what": frame["kind"].map(CONCEPT_MEANING),
+            "layer": frame["layer"],
+            "neuron / head": frame["index"].map(lambda index: "" if pd.isna(index) else str(int(index))),
+            "direction": [
+                "" if pd.isna(d) else f"{int(d)} ({side})"
+                for d, side in zip(frame["direction"], frame["side"], strict=True)
+            ],
+            "hits": frame["hits"],
+            "score": frame["score"],
+            "words that hit": frame["words"],
+        },
+        index=frame.index,
+    )
+
+
+def concept_links(frame: pd.DataFrame, shared: dict[str, str]) -> list[Link]:
+    """Each unit's view: the neuron or head page, or /directions for an SVD direction."""
+    links = []
+    for row in frame.itertuples():
+        view, matrix = CONCEPT_VIEW[row.kind]
+        if view == "directions":
+            params = {**shared, "kind": matrix, "layer": int(row.layer)}
+            params |= {} if pd.isna(row.index) else {"head": int(row.index)}
+            params["directions"] = max(8, int(row.direction) + 1)
+            links.append(Link("pages/directions.py", {key: str(value) for key, value in params.items()}))
+        else:
+            kind = VIEW_KINDS[view]
+            params = {**shared, **kind.params(int(row.layer), int(row.index))}
+            links.append(Link(page_list.view_page(kind).script, {key: str(value) for key, value in params.items()}))
+    return links
+
+
+def concept_mode(settings: ViewSettings) -> None:
+    """The second mode: a set of words (typed or a file), the units whose top k holds most of them, each row
+    opening its unit's view. Returns early rather than st.stop(), so the mode and words reach the address."""
+    text = urlstate.widget(
+        st.text_area, "Words (one per line, or comma-separated)", key="words", default="", placeholder="walk\nrun\njump"
+    )
+    uploaded = st.file_uploader("… or a file with one word per line", type=["txt"], key="words_file")
+    top_k = urlstate.widget(st.number_input, "Top k of each unit", key="ck", default=50, min_value=1, max_value=200)
+    shown = urlstate.widget(st.number_input, "Units shown", key="units", default=20, min_value=1, max_value=500)
+    concept = concept_words(text, uploaded.getvalue() if uploaded else None)
+    if not concept:
+        st.info("Type a few words (or upload a file) to see which units hold them together.")
+        return
+    units = concept_frame(settings, concept, int(top_k), int(shown))
+    st.caption(f"{len(concept)} words. Order: {CONCEPT_SCORE_RULE}.")
+    settings_line.show(settings, pairs=True)
+    if units.empty:
+        st.warning("No unit holds any of these words in its top k under the sidebar's filters.")
+        return
+    shared = {
+        k: v for k, v in urlstate.current_params().items() if k not in ("q", "limit", "mode", "words", "ck", "units")
+    }
+    link_table(
+        concept_table(units),
+        concept_links(units, shared),
+        key="concepts",
+        column_config={"score": st.column_config.NumberColumn("score", format="%.2f")},
+    )
+    render.table_downloads(
+        "concepts-" + "-".join(concept)[:60],
+        units,
+        settings_line.about(settings, pairs=True, view="concepts", query=" ".join(concept), k=int(top_k)),
     )

@@ -40,7 +40,7 @@ from embspace.model import (
     ModelShape,
     open_model,
 )
-from embspace.search import SearchHit, query_tokens, search
+from embspace.search import CONCEPT_KINDS, CONCEPT_SCORE_RULE, ConceptHit, SearchHit, concepts, query_tokens, search
 from embspace.views import (
     HEAD_VIEW_KINDS,
     SEARCH_KINDS,
@@ -102,6 +102,11 @@ __all__ = [
     "SearchHit",
     "query_tokens",
     "search",
+    # concepts: where a set of words lives
+    "CONCEPT_KINDS",
+    "CONCEPT_SCORE_RULE",
+    "ConceptHit",
+    "concepts",
     # annotations
     "AnnotationKey",
     "AnnotationStore",

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
-import torch
 
 from embspace import PairFilter, VocabFilter, open_model
 from embspace.atlas import Atlas, build_atlas
@@ -13,7 +12,7 @@ from embspace.cli.main import main
 from embspace.search import ffn as search_ffn
 from embspace.search.ffn import capped_ranks, ffn_ranks, neuron_ranks_brute_force
 from embspace.search.filtered_vocab import FilteredVocab
-from embspace.search.index import SearchIndex, head_lines, query_tokens, search
+from embspace.search.index import SearchIndex, query_tokens, search
 from embspace.search.screen import STORED_SAMPLE_TOKENS, STORED_TOP, StoredSample, rounding_margin
 from embspace.views import SEARCH_KINDS
 
@@ -95,44 +94,36 @@ def test_stored_sample_bound_never_exceeds_the_true_rank(gpt2):
     assert np.concatenate(bounds).max() == 1 + 16  # some rows hit the cap: most of the sample beats the token
 
 
-def brute_force_head_line(model, kind, side, layer, head, token, mask):
-    """Full V x V matrix: the token's best partner (kept), and its rank among kept lines of that partner."""
-    w = model.layer(layer)
-    A, B = (w.W_V[head], w.W_O[head]) if kind == "vo" else (w.W_Q[head], w.W_K[head].T)
-    rows = model.embedding_rows.double()
-    full = rows @ A.double() @ B.double() @ rows.T  # [V, V]
-    if side == "col":
-        full = full.T
-    line = full[token].clone()
-    line[~torch.from_numpy(np.array(mask))] = -float("inf")
-    partner = int(torch.argmax(line))
-    column = full[:, partner]
-    others = np.array(mask)
-    others[token] = False
-    return partner, 1 + int((column[torch.from_numpy(others)] > column[token]).sum()), float(full[token, partner])
+@pytest.mark.parametrize(
+    "vocab_filter, pair_filter",
+    [(None, None), (VocabFilter(only_ascii=True), None), (None, PairFilter(exclude_same=True))],
+)
+def test_live_head_hits_equal_the_atlas_hits(gpt2, gpt2_atlas, vocab_filter, pair_filter):
+    """One definition of a head hit: live (top pairs up to the atlas's N) answers what the atlas answers."""
+    stored = gpt2_atlas.head_pairs("vo", 0, 0)["row_id"].tolist() + gpt2_atlas.head_pairs("qk", 1, 2)["col_id"].tolist()
+    words = [gpt2.tokenizer.convert_ids_to_tokens(int(i)) for i in stored[:8]]
+    kinds = ("vo-row", "vo-col", "qk-row", "qk-col")
+    asked = dict(vocab_filter=vocab_filter, pair_filter=pair_filter, limit=1000, kinds=kinds)
+    live = search(gpt2, words, head_bound=gpt2_atlas.k, **asked)
+    atlas = search(gpt2, words, atlas=gpt2_atlas, **asked)
+    assert len(live) > 20 and {h.kind for h in live} == set(kinds)
+    key = lambda h: (h.kind, h.layer, h.index, h.token_id, h.rank, h.partner_id)  # noqa: E731
+    live_by_key = {key(h): h for h in live}
+    assert all(key(h) in live_by_key for h in atlas)  # every stored answer is the live one ...
+    for hit in atlas:
+        assert hit.score == pytest.approx(live_by_key[key(hit)].score, rel=1e-5, abs=1e-6)
+    if vocab_filter is None and pair_filter is None:  # ... and under the atlas's own filter, all of them
+        assert [key(h) for h in live] == [key(h) for h in atlas]
+    else:  # a filter leaves fewer than N stored pairs per head: live also finds pairs past them
+        assert len(live) >= len(atlas) > 10
 
 
-@pytest.mark.parametrize("kind", ["vo", "qk"])
-@pytest.mark.parametrize("side", ["row", "col"])
-def test_live_head_ranks_equal_brute_force(gpt2, kind, side):
-    vocab_filter = VocabFilter(only_ascii=True)
-    mask = gpt2.vocab_mask(vocab_filter)
-    vocab = FilteredVocab.build(gpt2, vocab_filter)
-    for token in some_tokens(gpt2, mask):
-        partners, scores, ranks, valid = head_lines(gpt2, kind, side, 1, token, vocab, None)
-        assert valid.all()
-        for head in range(gpt2.shape.n_heads):
-            partner, rank, score = brute_force_head_line(gpt2, kind, side, 1, head, token, mask)
-            assert (int(partners[head]), int(ranks[head])) == (partner, rank)
-            assert scores[head] == pytest.approx(score, rel=1e-4, abs=1e-6)
-
-
-def test_pair_filter_skips_identical_partners(gpt2):
-    vocab = FilteredVocab.build(gpt2, None)
-    groups = PairFilter(exclude_same=True).same_groups(gpt2.vocab)
-    for token in (10, 50, 200):
-        partners, *_ = head_lines(gpt2, "vo", "row", 0, token, vocab, PairFilter(exclude_same=True))
-        assert all(groups[p] != groups[token] for p in partners)
+def test_live_head_hits_are_bounded_by_head_bound(gpt2, gpt2_atlas):
+    pairs = gpt2_atlas.head_pairs("vo", 0, 0)
+    words = [gpt2.tokenizer.convert_ids_to_tokens(int(i)) for i in pairs["row_id"][:3]]
+    hits = search(gpt2, words, limit=1000, kinds=("vo-row", "qk-col"), head_bound=5)
+    assert hits and max(h.rank for h in hits) <= 5
+    assert len(search(gpt2, words, limit=1000, kinds=("vo-row", "qk-col"), head_bound=40)) > len(hits)
 
 
 @pytest.mark.parametrize("vocab_filter", [None, VocabFilter(only_alnum=True)])

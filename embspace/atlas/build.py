@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from embspace.atlas.manifest import (
     MANIFEST,
     SCHEMAS,
+    SVD_DIRECTIONS,
     AtlasError,
     check_same_atlas,
     new_manifest,
@@ -24,7 +25,7 @@ from embspace.atlas.manifest import (
 )
 from embspace.atlas.ray_build import run_on_ray
 from embspace.atlas.remote import check_remote_out, local_directory, upload_atlas
-from embspace.atlas.units import UNIT_KINDS, Unit, Workspace, compute_unit, token_table
+from embspace.atlas.units import UNIT_KINDS, Unit, Workspace, compute_unit, svd_table, token_table
 from embspace.atlas.write import write_unit
 from embspace.compute.devices import resolve_device
 from embspace.errors import Busy, EmbspaceError
@@ -83,6 +84,7 @@ def build_atlas(
     use_ray: bool = False,
     progress: bool = True,
     unit_kinds: tuple[str, ...] = UNIT_KINDS,
+    svd_directions: int = SVD_DIRECTIONS,
 ) -> BuildSummary:
     """Compute the atlas of `model` into `out` (created if needed); finished partitions are kept.
 
@@ -93,28 +95,32 @@ def build_atlas(
     embedding or N, or is a non-empty directory without one. use_ray: one Ray task per unit,
     on the cluster at `ray_address` (None: a running `ray.init()`, else a local one).
     unit_kinds: a part of each layer only ("vo", "qk", "ffn"; benchmarks build the FFN side alone).
+    svd_directions: the first N singular directions of each matrix stored in the `svd` table (the Ray
+    workers store the default N).
     """
     check_k(k, "--k")
     resolve_device(device)  # a missing GPU is one clear line before any work
     if local_directory(out) is None:
-        check_remote_out(str(out), new_manifest(model, k))  # refused before any work, nothing written
+        check_remote_out(str(out), new_manifest(model, k, svd_directions))  # refused before any work, nothing written
         with tempfile.TemporaryDirectory(prefix="embspace-atlas-") as local:
             options = {"k": k, "layers": layers, "device": device, "ray_address": ray_address, "use_ray": use_ray}
+            options["svd_directions"] = svd_directions
             summary = build_atlas(model, local, progress=progress, unit_kinds=unit_kinds, **options)
             upload_atlas(Path(local), str(out))
         return dataclasses.replace(summary, directory=str(out))
     directory = local_directory(out)
     started = time.perf_counter()
-    manifest = new_manifest(model, k)
+    manifest = new_manifest(model, k, svd_directions)
     if (directory / MANIFEST).exists():  # refused before the lock file is made: a foreign dir gets nothing
         check_same_atlas(read_manifest(directory), manifest, directory)
     with locked_atlas(directory):
         prepare_directory(directory, manifest)
         remove_stale_temporaries(directory)
-        workspace = Workspace(model, k, device)
+        workspace = Workspace(model, k, device, svd_directions)
         layers = list(range(model.shape.n_layers)) if layers is None else layers
         units = [Unit(layer, kind) for layer in layers for kind in unit_kinds]
         add_missing_token_tables(directory, units, workspace)
+        add_missing_svd_tables(directory, units, workspace)
         todo = [unit for unit in units if not unit_done(directory, unit, workspace)]
         with progress_bar(len(units), len(units) - len(todo), progress) as bar:
             if use_ray:
@@ -171,20 +177,32 @@ def add_missing_token_tables(directory: Path, units: list[Unit], workspace: Work
     for unit in units:
         if unit.kind != "ffn":
             continue
-        neurons, tokens = unit.paths()
+        neurons, tokens = unit.main_paths()
         if partition_ok(directory / neurons, workspace.expected_rows(neurons), SCHEMAS["neurons"]) and not partition_ok(
             directory / tokens, workspace.expected_rows(tokens), SCHEMAS["tokens"]
         ):
             write_unit(directory, {tokens: token_table(pq.read_table(directory / neurons, schema=SCHEMAS["neurons"]))})
 
 
-def partition_ok(path: Path, rows: int, schema: pa.Schema) -> bool:
-    """A truncated or corrupt file (no valid footer), a short one or one of another schema is not done."""
+def add_missing_svd_tables(directory: Path, units: list[Unit], workspace: Workspace) -> None:
+    """Atlases built before the SVD table: add it to finished units without recomputing the rest."""
+    for unit in units:
+        main_done = all(
+            partition_ok(directory / path, workspace.expected_rows(path), SCHEMAS[path.split("/")[0]])
+            for path in unit.main_paths()
+        )
+        if main_done and not partition_ok(directory / unit.svd_path(), None, SCHEMAS["svd"]):
+            write_unit(directory, {unit.svd_path(): svd_table(workspace, unit)})
+
+
+def partition_ok(path: Path, rows: int | None, schema: pa.Schema) -> bool:
+    """A truncated or corrupt file (no valid footer), a short one or one of another schema is not done.
+    rows None: any row count (a partition whose size is only known once computed)."""
     try:
         meta = pq.read_metadata(path)
     except (OSError, pa.ArrowException):
         return False
-    return meta.num_rows == rows and meta.schema.to_arrow_schema().remove_metadata().equals(schema)
+    return (rows is None or meta.num_rows == rows) and meta.schema.to_arrow_schema().remove_metadata().equals(schema)
 
 
 def remove_stale_temporaries(directory: Path) -> None:

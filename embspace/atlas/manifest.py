@@ -52,10 +52,33 @@ HEADS_SCHEMA = pa.schema(
         ("qk_self_score", pa.float64()),
     ]
 )
+# The first N singular directions of each head's W_VO / W_QK and each layer's FFN keys / values
+# (`compute.svd`), each token end's top-N tokens under the default filter (what `concepts` reads).
+SVD_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),  # "svd-ov" | "svd-qk" | "svd-ffn-in" | "svd-ffn-out"
+        ("layer", pa.int32()),
+        ("head", pa.int32()),  # -1 for the FFN kinds
+        ("direction", pa.int32()),  # 0 = the largest singular value
+        ("side", pa.string()),  # "left" (u_i) | "right" (v_i): only token sides are stored
+        ("end", pa.string()),  # "+" (E·x) | "-" (E·(-x))
+        ("sigma", pa.float64()),
+        ("rank", pa.int32()),  # 1 = the end's top token
+        ("token_id", pa.int32()),
+        ("score", pa.float32()),  # e_token · (±x)
+    ]
+)
+SVD_DIRECTIONS = 16  # directions stored per matrix by default (`build_atlas(svd_directions=...)`)
 # The K and V rows of `neurons` again, sorted by token_id: a token search reads only the row groups
 # whose min/max statistics hold the token, instead of every neuron list.
 TOKENS_SCHEMA = NEURONS_SCHEMA
-SCHEMAS = {"pairs": PAIRS_SCHEMA, "neurons": NEURONS_SCHEMA, "heads": HEADS_SCHEMA, "tokens": TOKENS_SCHEMA}
+SCHEMAS = {
+    "pairs": PAIRS_SCHEMA,
+    "neurons": NEURONS_SCHEMA,
+    "heads": HEADS_SCHEMA,
+    "tokens": TOKENS_SCHEMA,
+    "svd": SVD_SCHEMA,
+}
 HEAD_SCORE_MEANING = {
     "copying_score": "Σλ/Σ|λ| over the eigenvalues of W_VO: near 1 the head copies the attended token to the output.",
     "qk_self_score": "Σλ/Σ|λ| over the eigenvalues of W_QK: near 1 a query token attends to keys that are the same "
@@ -67,6 +90,7 @@ PATHS = {
     "neurons": "neurons/layer={layer}/part.parquet",
     "heads": "heads/layer={layer}/part.parquet",
     "tokens": "tokens/layer={layer}/part.parquet",
+    "svd": "svd/layer={layer}/unit={kind}/part.parquet",  # unit: the atlas unit ("vo", "qk", "ffn")
 }
 IDENTITY_KEYS = ("model", "revision", "embedding", "k", "config_sha256", "weights")
 
@@ -124,8 +148,8 @@ def schema_description(schema: pa.Schema) -> dict[str, str]:
     return {field.name: str(field.type) for field in schema}
 
 
-def new_manifest(model: EmbeddingSpaceModel, k: int) -> dict:
-    """The manifest of an atlas of `model` with N = k."""
+def new_manifest(model: EmbeddingSpaceModel, k: int, svd_directions: int = SVD_DIRECTIONS) -> dict:
+    """The manifest of an atlas of `model` with N = k (and the first `svd_directions` SVD directions stored)."""
     info = model.info
     return {
         "format": FORMAT,
@@ -134,6 +158,7 @@ def new_manifest(model: EmbeddingSpaceModel, k: int) -> dict:
         "revision": info.revision,
         "embedding": info.embedding,
         "k": k,
+        "svd_directions": svd_directions,
         "config_sha256": config_sha256(model),
         "weights": weight_hashes(model),
         "shape": vars(info.shape),

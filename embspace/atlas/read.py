@@ -163,6 +163,14 @@ class Atlas:
             raise EmbspaceError(f"the atlas in {self.directory} has no {table} for {keys} (a partial build?).")
         return found
 
+    def svd_tokens(self, token_ids: list[int] | None = None) -> pd.DataFrame | None:
+        """Stored top tokens of the SVD directions (table `svd`, columns of SVD_SCHEMA), only the rows of
+        `token_ids` when given; None for an atlas built before the table (compute them live)."""
+        if not self.layers("svd"):
+            return None
+        where = None if token_ids is None else pc.field("token_id").isin(list(token_ids))
+        return self.dataset("svd").to_table(filter=where).to_pandas()
+
 
 def _columns(frame: pd.DataFrame, record: type) -> dict[str, np.ndarray]:
     """The frame's columns named by the fields of dataclass `record`, as arrays."""

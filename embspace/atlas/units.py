@@ -12,14 +12,18 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 import torch
 
-from embspace.atlas.manifest import HEADS_SCHEMA, NEURONS_SCHEMA, PAIRS_SCHEMA, PATHS
+from embspace.atlas.manifest import HEADS_SCHEMA, NEURONS_SCHEMA, PAIRS_SCHEMA, PATHS, SVD_DIRECTIONS, SVD_SCHEMA
 from embspace.compute.ffn_scan import SCAN_VECTORS, NeuronScanner
 from embspace.compute.projections import copying_score, embedding_gram, head_top_pairs
+from embspace.compute.svd import singular_directions
 from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace.vocab.filters import VocabFilter
 
 UNIT_KINDS = ("vo", "qk", "ffn")
 SEARCHED_VECTORS = ("K", "V")  # the neuron lists token search reads (the tokens table)
 SIGNS = (("+", False), ("-", True))
+# The SVD matrices each unit stores: (svd kind in compute.svd, head matrix?)
+UNIT_SVD_KINDS = {"vo": ("ov",), "qk": ("qk",), "ffn": ("ffn-in", "ffn-out")}
 
 
 @dataclass(frozen=True)
@@ -28,19 +32,27 @@ class Unit:
     kind: str  # "vo" (W_VO pairs + head scores), "qk" (W_QK pairs) or "ffn" (every neuron)
 
     def paths(self) -> tuple[str, ...]:
-        """The partitions this unit writes, relative to the atlas directory."""
+        """The partitions this unit writes, relative to the atlas directory (the SVD table's last)."""
+        return (*self.main_paths(), self.svd_path())
+
+    def main_paths(self) -> tuple[str, ...]:
+        """The partitions before the SVD table (an atlas built before it holds only these)."""
         if self.kind == "ffn":
             return (PATHS["neurons"].format(layer=self.layer), PATHS["tokens"].format(layer=self.layer))
         pairs = PATHS["pairs"].format(layer=self.layer, kind=self.kind)
         return (PATHS["heads"].format(layer=self.layer), pairs) if self.kind == "vo" else (pairs,)
 
+    def svd_path(self) -> str:
+        return PATHS["svd"].format(layer=self.layer, kind=self.kind)
+
 
 class Workspace:
     """A model plus what every unit of it reuses: the FFN scanner (E on the device) and E Eᵀ."""
 
-    def __init__(self, model: EmbeddingSpaceModel, k: int, device: str = "cpu"):
+    def __init__(self, model: EmbeddingSpaceModel, k: int, device: str = "cpu", svd_directions: int = SVD_DIRECTIONS):
         self.model = model
         self.k = k
+        self.svd_directions = svd_directions
         self.device = device
         self._scanner: NeuronScanner | None = None
         self._gram: torch.Tensor | None = None
@@ -57,8 +69,11 @@ class Workspace:
             self._gram = embedding_gram(self.model)  # [d_model, d_model] float64, once per model
         return self._gram
 
-    def expected_rows(self, path: str) -> int:
-        """Rows a complete partition holds (a shorter file is a truncated one)."""
+    def expected_rows(self, path: str) -> int | None:
+        """Rows a complete partition holds (a shorter file is a truncated one); None: not known before
+        computing it (the SVD table: a matrix's number of non-zero singular values)."""
+        if path.startswith("svd/"):
+            return None
         kept = int(self.model.vocab_mask(None).sum())
         heads = self.model.shape.n_heads
         if path.startswith("neurons/"):
@@ -72,14 +87,74 @@ class Workspace:
 
 def compute_unit(workspace: Workspace, unit: Unit) -> dict[str, pa.Table]:
     """{relative partition path: table} for one unit."""
+    tables = {unit.svd_path(): svd_table(workspace, unit)}
     if unit.kind == "ffn":
         neurons = neuron_table(workspace, unit.layer)
-        return {unit.paths()[0]: neurons, unit.paths()[1]: token_table(neurons)}
-    tables = {}
+        return {unit.main_paths()[0]: neurons, unit.main_paths()[1]: token_table(neurons), **tables}
     if unit.kind == "vo":
-        tables[unit.paths()[0]] = head_score_table(workspace, unit.layer)
-    tables[unit.paths()[-1]] = pair_table(workspace, unit.kind, unit.layer)
+        tables[unit.main_paths()[0]] = head_score_table(workspace, unit.layer)
+    tables[unit.main_paths()[-1]] = pair_table(workspace, unit.kind, unit.layer)
     return tables
+
+
+def svd_table(workspace: Workspace, unit: Unit) -> pa.Table:
+    """The unit's SVD directions (every head's, or the layer's FFN keys and values), top-N tokens per end."""
+    model, heads = workspace.model, range(workspace.model.shape.n_heads)
+    parts = [
+        svd_token_lists(model, kind, unit.layer, head, workspace.svd_directions, workspace.k)
+        for kind in UNIT_SVD_KINDS[unit.kind]
+        for head in (heads if unit.kind != "ffn" else [None])
+    ]
+    columns = {name: [part[name] for part in parts] for name in SVD_SCHEMA.names}
+    # Sorted by token, as the tokens table: a concept query reads only the row groups holding its tokens.
+    return _table(columns, SVD_SCHEMA).sort_by(
+        [("token_id", "ascending"), ("kind", "ascending"), ("rank", "ascending")]
+    )
+
+
+def svd_token_lists(
+    model: EmbeddingSpaceModel,
+    svd_kind: str,
+    layer: int,
+    head: int | None,
+    directions: int,
+    k: int,
+    vocab_filter: VocabFilter | None = None,
+) -> dict[str, np.ndarray]:
+    """Columns of SVD_SCHEMA (arrays [n]) for one matrix's first `directions` directions: the top-k tokens
+    of E·x and E·(-x) of each token side x (u_i / v_i, as `compute.svd.svd_view` reads them), best first.
+
+    svd_kind: "ov", "qk", "ffn-in", "ffn-out" (stored as "svd-<kind>"); FFN sides made of neurons are skipped.
+    The atlas stores these under the default filter; `concepts` computes them live under any filter.
+    """
+    found = singular_directions(model, svd_kind, layer, head)
+    n = min(directions, len(found.values))
+    mask = torch.from_numpy(np.array(model.vocab_mask(vocab_filter)))  # a copy: the cached mask is read-only
+    kept = min(k, int(mask.sum()))
+    parts: list[dict[str, np.ndarray]] = []
+    for side, vectors, output in (("left", found.left, False), ("right", found.right, True)):
+        if (side, svd_kind) in (("left", "ffn-out"), ("right", "ffn-in")):
+            continue  # the neuron side
+        rows = model.output_rows if output else model.embedding_rows  # [V, d]
+        scores = (rows @ torch.from_numpy(vectors[:, :n].astype(np.float32))).T  # [n, V]
+        for end, sign in (("+", 1.0), ("-", -1.0)):
+            values, ids = torch.topk((sign * scores).masked_fill(~mask, float("-inf")), kept, dim=1)  # [n, kept]
+            parts.append(
+                {
+                    "direction": np.repeat(np.arange(n, dtype=np.int32), kept),
+                    "side": np.full(n * kept, side, dtype=object),
+                    "end": np.full(n * kept, end, dtype=object),
+                    "sigma": np.repeat(found.values[:n], kept),
+                    "rank": np.tile(np.arange(1, kept + 1, dtype=np.int32), n),
+                    "token_id": ids.reshape(-1).numpy().astype(np.int32),
+                    "score": values.reshape(-1).numpy().astype(np.float32),
+                }
+            )
+    size = sum(len(part["rank"]) for part in parts)
+    fixed = {"kind": np.full(size, f"svd-{svd_kind}", dtype=object), "layer": np.full(size, layer, dtype=np.int32)}
+    fixed["head"] = np.full(size, -1 if head is None else head, dtype=np.int32)
+    stacked = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]} if parts else {}
+    return {name: fixed.get(name, stacked.get(name, np.array([]))) for name in SVD_SCHEMA.names}
 
 
 def pair_table(workspace: Workspace, kind: str, layer: int) -> pa.Table:

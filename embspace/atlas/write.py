@@ -14,7 +14,7 @@ from embspace.files import write_atomic
 
 # Rows per Parquet row group in the neuron table: its min/max statistics let a one-neuron read skip the rest.
 NEURONS_PER_ROW_GROUP = 32
-# Rows per row group in the tokens table (sorted by token_id): a token's rows sit in one or two groups.
+# Rows per row group in the tokens and svd tables (sorted by token_id): a token's rows sit in one or two groups.
 TOKEN_ROWS_PER_ROW_GROUP = 8192
 
 
@@ -22,7 +22,7 @@ def row_group_size(relative: str, table: pa.Table) -> int | None:
     """Rows per row group for the partition at `relative` (None: pyarrow's default)."""
     if relative.startswith("neurons"):
         return NEURONS_PER_ROW_GROUP * len(SCAN_VECTORS) * max(1, int(pa.compute.max(table["rank"]).as_py() or 1))
-    if relative.startswith("tokens"):
+    if relative.startswith(("tokens", "svd")):
         return TOKEN_ROWS_PER_ROW_GROUP
     return None
 

@@ -10,7 +10,7 @@ from embspace import EmbeddingSpaceModel
 from embspace.atlas import DEFAULT_K, Atlas, AtlasError, build_atlas, find_atlas, parse_layers
 from embspace.cli.args import model_arguments, names_a_model, pair_filter_from_args, vocab_filter_from_args
 from embspace.compute import DEVICE_CHOICES
-from embspace.search import query_tokens, search
+from embspace.search import head_bound_note, query_tokens, search
 from embspace.views import VIEW_KINDS, VIEW_SIDES
 
 
@@ -108,6 +108,8 @@ def run_search(args, model: EmbeddingSpaceModel) -> None:
         print(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=1))
         return
     print(f"searched {'an atlas (' + str(atlas.directory) + ')' if atlas else 'live (no atlas)'}; rank 1 = best")
+    if atlas is None:
+        print(head_bound_note())
     for name, side in VIEW_SIDES.items():
         mine = [h for h in hits if h.kind == name]
         if mine:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from embspace import EmbspaceError, open_model
-from embspace.cli import annotations, atlas, compare, svd, tables, tours
+from embspace.cli import annotations, atlas, compare, concepts, svd, tables, tours
 from embspace.cli.args import OneLineParser, filter_arguments, model_arguments, model_source
 from embspace.runtime import configure as configure_runtime
 
@@ -29,6 +29,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         **atlas.register(commands, model_args, filter_args),  # atlas build, search
         **annotations.register(commands, model_args),  # annotations set|list|export|import
         **svd.register(commands, model_args, filter_args),  # svd
+        **concepts.register(commands, model_args, filter_args),  # concepts
         **compare.register(commands, filter_args),  # diff, align (two models)
         **tours.register(commands),  # tour export|list|show|import|delete (opens its tour's own model)
     }

@@ -3,18 +3,18 @@
 Two paths with one result shape (`SearchHit`):
 - live (no atlas), exact: for FFN neurons the token's rank inside each neuron's vector, computed
   with a lower bound from a sample of the vocabulary that decides which neurons need their full
-  row at all (`ffn_hits`); for heads the token's best partner and its rank in the partner's
-  column (`head_hits`);
+  row at all (`ffn_hits`); for heads every head's exact top pairs under the filters, up to a bound
+  (`search.heads`: `head_bound` pairs per head, default 200, cached per filter in the index);
 - atlas: the stored top-N lists, with the filters applied to the stored candidates (`atlas_hits`).
 
 Rank, everywhere: 1 + the number of other tokens the filter keeps that score strictly higher.
 - neuron-K / neuron-V: among the vocabulary, on this neuron's K·E (V·E): 1 = the neuron's top token.
   Live and atlas agree exactly (every token above a stored token is stored too).
-- vo-row / qk-row (token as the row: attended-to / query token), live: the token's best partner
-  column c* = argmax_c W[t, c]; rank = the token's position among all rows in column c*, so 1
-  means (t, c*) is a mutual best pair. vo-col / qk-col: the same with rows and columns swapped.
-  atlas: the position of the token's best pair among the head's stored top-N pairs (1 = the
-  head's top pair) under the filters.
+- vo-row / qk-row (token as the row: attended-to / query token), vo-col / qk-col (as the column),
+  on both paths: the position of the token's best pair (on that side) among the head's top pairs
+  under the filters (1 = the head's top pair). Live ranks among the head's exact top `head_bound`
+  pairs, the atlas among its stored top N: a token whose best pair ranks below the bound is no hit
+  in that head. With head_bound = the atlas's N both paths give the same hits.
 Best results first: rank ascending, then score descending.
 """
 
@@ -25,17 +25,21 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from embspace.atlas.read import Atlas
+from embspace.atlas.read import Atlas, StoredPairs
 from embspace.errors import EmbspaceError
 from embspace.model.embedding_space import EmbeddingSpaceModel
 from embspace.search.ffn import ffn_ranks
 from embspace.search.filtered_vocab import FilteredVocab, FilteredVocabCache
+from embspace.search.heads import HEAD_PAIRS_BOUND, head_pair_lists
+from embspace.search.neuron_tops import neuron_top_tokens
 from embspace.search.screen import StoredSample
-from embspace.views import HEAD_VIEW_KINDS, SEARCH_KINDS, VIEW_KINDS, ViewSide, view_kind, view_side
+from embspace.search.shared_cache import SharedCache
+from embspace.views import HEAD_VIEW_KINDS, SEARCH_KINDS, VIEW_KINDS, ViewSide
 from embspace.vocab.filters import PairFilter, VocabFilter
 
 __all__ = ["SEARCH_KINDS", "QueryWord", "SearchHit", "SearchIndex", "query_tokens", "search", "sort_hits"]
 NEURON_SIDES = VIEW_KINDS["neuron"].sides  # K, V
+RESULT_ENTRIES = 12  # cached per-filter results (MiniLM: head pairs 0.2 MB, neuron tops 3.7 MB per entry)
 
 
 @dataclass(frozen=True)
@@ -109,10 +113,23 @@ class SearchIndex:
         self.screens = {side: StoredSample.build(m, model.E) for side, m in self.sides.items()}
         self.max_token_norm = float(torch.linalg.vector_norm(model.embedding_rows, dim=1).max())
         self.vocabularies = FilteredVocabCache(model)
+        self.results = SharedCache(RESULT_ENTRIES)  # head pair lists, neuron top-k ids, SVD lists: per filter
 
     def filtered_vocab(self, vocab_filter: VocabFilter | None) -> FilteredVocab:
         """The kept columns of E for `vocab_filter`, from the index's cache (the last few filters)."""
         return self.vocabularies.get(vocab_filter)
+
+    def head_pair_lists(
+        self, kind: str, vocab_filter: VocabFilter | None, pair_filter: PairFilter | None, bound: int
+    ) -> StoredPairs:
+        """Every head's exact top `bound` pairs of `kind` under the filters, from the index's cache."""
+        key = ("head pairs", kind, vocab_filter or VocabFilter(), pair_filter or PairFilter(), bound)
+        return self.results.get(key, lambda: head_pair_lists(self.model, kind, vocab_filter, pair_filter, bound))
+
+    def neuron_top_tokens(self, side: str, vocab_filter: VocabFilter | None, k: int) -> np.ndarray:
+        """int64 [n_layers * d_ff, k]: every neuron's top-k token ids on `side` ("K"/"V"), from the cache."""
+        key = ("neuron tops", side, vocab_filter or VocabFilter(), k)
+        return self.results.get(key, lambda: neuron_top_tokens(self.sides[side], self.filtered_vocab(vocab_filter), k))
 
 
 def search(
@@ -125,8 +142,12 @@ def search(
     kinds: tuple[str, ...] = SEARCH_KINDS,
     atlas: Atlas | None = None,
     index: SearchIndex | None = None,
+    head_bound: int = HEAD_PAIRS_BOUND,
 ) -> list[SearchHit]:
-    """Hits for every token of `words`: at most `limit` per (token, kind), best first overall."""
+    """Hits for every token of `words`: at most `limit` per (token, kind), best first overall.
+
+    head_bound: live only, the top pairs computed per head (a head hit's rank is at most this).
+    """
     if model.info.embedding == "input-output":
         raise EmbspaceError(
             "token search reads every neuron and head through one embedding matrix: open the model with "
@@ -139,7 +160,7 @@ def search(
     if atlas is not None:
         hits = atlas_hits(atlas, model, token_ids, vocab_filter, pair_filter, limit, kinds)
     else:
-        hits = live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index)
+        hits = live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index, head_bound)
     return sort_hits(hits)
 
 
@@ -151,17 +172,24 @@ def sort_hits(hits: list[SearchHit]) -> list[SearchHit]:
 # Live
 
 
-def live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index) -> list[SearchHit]:
-    vocab = index.filtered_vocab(vocab_filter) if index is not None else FilteredVocab.build(model, vocab_filter)
-    head_kinds = [kind for kind in SEARCH_KINDS if view_kind(kind).is_head and kind in kinds]
+def live_hits(model, token_ids, vocab_filter, pair_filter, limit, kinds, index, head_bound) -> list[SearchHit]:
     hits: list[SearchHit] = []
-    for token in token_ids:
-        for side in NEURON_SIDES:
-            if side.name in kinds:
-                index = index or SearchIndex(model)
-                hits += ffn_hits(model, index, side, token, vocab, limit)
-        if head_kinds:
-            hits += head_hits(model, head_kinds, token, vocab, pair_filter, limit)
+    sides = [side for side in NEURON_SIDES if side.name in kinds]
+    if sides:
+        index = index or SearchIndex(model)
+        vocab = index.filtered_vocab(vocab_filter)
+        hits += [
+            hit for token in token_ids for side in sides for hit in ffn_hits(model, index, side, token, vocab, limit)
+        ]
+    for kind in HEAD_VIEW_KINDS:
+        wanted = [side for side in VIEW_KINDS[kind].sides if side.name in kinds]
+        if wanted:
+            pairs = (
+                index.head_pair_lists(kind, vocab_filter, pair_filter, head_bound)
+                if index is not None
+                else head_pair_lists(model, kind, vocab_filter, pair_filter, head_bound)
+            )
+            hits += pair_hits(pairs, model, wanted, token_ids, limit, "live")
     return hits
 
 
@@ -184,91 +212,6 @@ def ffn_hits(
         SearchHit(side.name, int(r) // index.d_ff, int(r) % index.d_ff, token, display, int(rank), float(score))
         for r, rank, score in zip(rows, ranks, scores, strict=True)
     ]
-
-
-def _head_maps(model: EmbeddingSpaceModel, kind: str, layer: int):
-    """(as_row, as_col) for every head of a layer, W = Eᵀ A B E with A [h, d, dh], B [h, dh, d]:
-    as_row(x [h, d]) = x A B (so W[t, c] = as_row(e_t) · e_c);
-    as_col(y [h, d]) = A B y (so W[r, t] = e_r · as_col(e_t)).
-    """
-    weights = model.layer(layer)
-    A, B = (weights.W_V, weights.W_O) if kind == "vo" else (weights.W_Q, weights.W_K.transpose(1, 2))
-
-    def as_row(x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("hk,hkd->hd", torch.einsum("hd,hdk->hk", x, A), B)
-
-    def as_col(y: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("hdk,hk->hd", A, torch.einsum("hkd,hd->hk", B, y))
-
-    return as_row, as_col
-
-
-def head_lines(
-    model, kind: str, side: str, layer: int, token: int, vocab: FilteredVocab, pair_filter: PairFilter | None
-):
-    """For every head of `layer`: the token's best partner, the pair's score, and the token's rank in
-    the partner's line (column for side "row", row for side "col"). Arrays [n_heads]; partner -1 = none."""
-    as_row, as_col = _head_maps(model, kind, layer)
-    n_heads = model.shape.n_heads
-    first, second = (as_row, as_col) if side == "row" else (as_col, as_row)
-    e_t = model.E[:, token].expand(n_heads, -1)  # [h, d]
-    partner_scores = first(e_t) @ vocab.kept_E  # [h, V_kept]: W[t, c] (row) or W[r, t] (col)
-    partners = _best_partners(model, token, partner_scores, vocab, pair_filter)  # [h] token ids, -1 = none
-    valid = partners >= 0
-    safe = np.where(valid, partners, token)
-    line_scores = second(model.E[:, torch.from_numpy(safe)].T) @ vocab.kept_E  # [h, V_kept]: the partner's line
-    own = int(vocab.column_of[token])
-    direct = (first(e_t) * model.E[:, torch.from_numpy(safe)].T).sum(dim=1)  # [h], when the token is filtered out
-    threshold = line_scores[:, own] if own >= 0 else direct
-    ranks = 1 + (line_scores > threshold[:, None]).sum(dim=1).numpy()
-    return partners, threshold.numpy().astype(np.float32), ranks, valid
-
-
-def _best_partners(model, token, partner_scores, vocab: FilteredVocab, pair_filter: PairFilter | None) -> np.ndarray:
-    """Best kept partner per head, skipping partners the pair filter drops (identical / near-identical)."""
-    pair_filter = pair_filter or PairFilter()
-    scores = partner_scores.clone()
-    groups = pair_filter.same_groups(model.vocab)
-    if groups is not None:
-        same = torch.from_numpy(groups[vocab.allowed] == groups[token])
-        scores[:, same] = float("-inf")
-    near = pair_filter.near_identical(model.vocab)
-    depth = min(scores.shape[1], 16 if near is not None else 1)
-    if depth == 0:
-        return np.full(scores.shape[0], -1, dtype=np.int64)
-    values, columns = torch.topk(scores, depth, dim=1)
-    candidates = vocab.allowed[columns.numpy()]  # [h, depth]
-    ok = np.isfinite(values.numpy())
-    if near is not None:
-        flat = candidates.reshape(-1)
-        ok &= ~near(np.full(flat.shape, token, dtype=np.int64), flat).reshape(candidates.shape)
-    first_ok = np.argmax(ok, axis=1)
-    return np.where(ok.any(axis=1), candidates[np.arange(len(candidates)), first_ok], -1)
-
-
-def head_hits(model, head_kinds: list[str], token, vocab: FilteredVocab, pair_filter, limit) -> list[SearchHit]:
-    """At most `limit` hits per kind in head_kinds ("vo-row", ...); layers outermost, so each is read once."""
-    found: dict[str, list[SearchHit]] = {kind: [] for kind in head_kinds}
-    display = model.vocab.display
-    for layer in range(model.shape.n_layers):
-        for name in head_kinds:
-            side = view_side(name)
-            partners, scores, ranks, valid = head_lines(model, side.kind, side.side, layer, token, vocab, pair_filter)
-            found[name] += [
-                SearchHit(
-                    name,
-                    layer,
-                    int(h),
-                    token,
-                    display(token),
-                    int(ranks[h]),
-                    float(scores[h]),
-                    int(partners[h]),
-                    display(int(partners[h])),
-                )
-                for h in np.flatnonzero(valid)
-            ]
-    return [hit for hits in found.values() for hit in sort_hits(hits)[:limit]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,18 +264,35 @@ def _atlas_head_hits(
 ) -> list[SearchHit]:
     """The token's best stored pair per head (as row / column), ranked among the head's stored pairs
     that pass the filters."""
-    pairs = atlas.all_head_pairs(kind)
-    order = np.arange(len(pairs.rank))
-    if (vocab_filter or VocabFilter()) != VocabFilter() or (pair_filter or PairFilter()) != PairFilter():
-        kept_tokens = model.vocab_mask(vocab_filter)
-        order = np.flatnonzero(
-            (pair_filter or PairFilter()).keep_mask(model.vocab, pairs.row_id, pairs.col_id, kept_tokens)
-        )
-    order = order[np.lexsort((pairs.rank[order], pairs.head[order], pairs.layer[order]))]  # head by head, best first
+    pairs = filtered_pairs(atlas.all_head_pairs(kind), model, vocab_filter, pair_filter)
+    return pair_hits(pairs, model, sides, token_ids, limit, "atlas")
+
+
+def filtered_pairs(pairs: StoredPairs, model, vocab_filter, pair_filter) -> StoredPairs:
+    """The stored pairs both filters keep (all of them under the default filters, which built the atlas)."""
+    if (vocab_filter or VocabFilter()) == VocabFilter() and (pair_filter or PairFilter()) == PairFilter():
+        return pairs
+    keep = (pair_filter or PairFilter()).keep_mask(
+        model.vocab, pairs.row_id, pairs.col_id, model.vocab_mask(vocab_filter)
+    )
+    return StoredPairs(**{name: values[keep] for name, values in vars(pairs).items()})
+
+
+def head_ranks(pairs: StoredPairs) -> tuple[np.ndarray, np.ndarray]:
+    """(order, rank): the pairs' positions sorted head by head, best first, and each one's rank 1.. in its head."""
+    order = np.lexsort((pairs.rank, pairs.head, pairs.layer))
+    layer, head = pairs.layer[order], pairs.head[order]
+    positions = np.arange(len(order))
+    rank = 1 + positions - np.maximum.accumulate(np.where(_head_starts(layer, head), positions, 0))
+    return order, rank
+
+
+def pair_hits(pairs: StoredPairs, model, sides: list[ViewSide], token_ids, limit, source: str) -> list[SearchHit]:
+    """At most `limit` hits per (side, token): the token's best pair in each head, ranked among the head's
+    pairs (already filtered), rank ascending then score descending."""
+    order, rank = head_ranks(pairs)
     layer, head, score = pairs.layer[order], pairs.head[order], pairs.score[order]
     rows, cols = pairs.row_id[order], pairs.col_id[order]
-    positions = np.arange(len(order))
-    rank = 1 + positions - np.maximum.accumulate(np.where(_head_starts(layer, head), positions, 0))  # 1.. per head
     hits = []
     display = model.vocab.display
     for side in sides:
@@ -352,7 +312,7 @@ def _atlas_head_hits(
                     float(score[i]),
                     int(other[i]),
                     display(int(other[i])),
-                    "atlas",
+                    source,
                 )
                 for i in best
             ]
