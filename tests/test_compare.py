@@ -210,3 +210,11 @@ def test_most_correlated_rows_refusals(models):
     with pytest.raises(EmbspaceError, match="layer 5 is out of range"):
         most_correlated_rows(models["base"], models["tuned"], "ffn-k", 5, 0)
     assert unit_rows(torch.arange(12.0).reshape(6, 2), "wo", 1, 3).tolist() == [[6, 7], [8, 9], [10, 11]]
+
+
+@pytest.mark.parametrize("kind", ["vo", "qk"])
+def test_an_unchanged_head_promotes_nothing(models, kind):
+    """A head equal in both models has an all-zero difference: empty tables, not a search of V² ties."""
+    found = unit_diff(models["base"], models["base"], kind, 1, 2, k=5)
+    assert found.to_dict() == {"plus": [], "minus": []}
+    assert len(unit_diff(models["base"], models["tuned"], kind, 1, 2, k=5).plus.scores) == 5
