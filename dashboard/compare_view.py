@@ -3,7 +3,6 @@ heat-map and neuron strip, the chosen unit (in the address), the layer matching 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -70,7 +69,6 @@ def cell_overlay(n_rows: int, n_cols: int, size: int, what: str) -> go.Scatter:
         marker={"size": size, "symbol": "square", "color": "rgba(0,0,0,0)"},
         selected={"marker": {"opacity": 1.0}},
         unselected={"marker": {"opacity": 1.0}},
-        hoverinfo="skip",
         showlegend=False,
         name=what,
     )
@@ -92,7 +90,7 @@ def neuron_heatmap(grid: np.ndarray) -> go.Figure:
             z=grid.tolist(),
             colorscale="Reds",
             colorbar={"title": "change"},
-            hovertemplate="layer %{y}, neuron %{x}<br>change %{z:.4g}<extra>click to open</extra>",
+            hoverinfo="skip",  # the overlay points hover (and take the click)
         )
     )
     figure.update_layout(
@@ -113,7 +111,7 @@ def head_heatmap(grid: np.ndarray, kind: str) -> go.Figure:
             y=list(range(grid.shape[0])),
             colorscale="Reds",
             colorbar={"title": "change"},
-            hovertemplate="layer %{y}, head %{x}<br>change %{z:.4g}<extra>click to open</extra>",
+            hoverinfo="skip",  # the overlay points hover (and take the click)
         )
     )
     figure.update_layout(title=f"{kind}: ‖ΔW‖ / ‖W_base‖ per head", xaxis_title="head", yaxis_title="layer", height=420)
@@ -153,15 +151,18 @@ def on_row_click(key: str, top: pd.DataFrame) -> None:
 
 
 def clickable_chart(figure: go.Figure, key: str, callback, *args, config: Mapping) -> None:
-    """A figure whose click (a points selection) calls callback(key, *args) before the next run."""
-    st.plotly_chart(
-        figure,
-        key=key,
-        on_select=functools.partial(callback, key, *args),
-        selection_mode="points",
-        theme=None,
-        config=dict(config),
+    """A figure whose click (a points selection) calls callback(key, *args) once, on the run it arrives in.
+
+    The selection outlives its run, so the last cell acted on is remembered: a later change of the unit's
+    widgets is not undone by the same selection on the next run. Called before the unit's widgets are drawn."""
+    event = st.plotly_chart(
+        figure, key=key, on_select="rerun", selection_mode="points", theme=None, config=dict(config)
     )
+    cell = clicked_cell(event)
+    if cell != st.session_state.get(f"_acted_{key}"):
+        st.session_state[f"_acted_{key}"] = cell
+        if cell is not None:
+            callback(key, *args)
 
 
 def unit_widgets(base: EmbeddingSpaceModel, first: pd.Series) -> tuple[str, int, int]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-import torch
 from app_harness import (  # noqa: F401
     app_fixture,
     assert_clean,
@@ -16,31 +14,18 @@ from app_harness import (  # noqa: F401
     fresh_server_fixture,
 )
 from app_links import click_row
-from safetensors.torch import load_file, save_file
+from compare_fixtures import MINILM_PLANTED, make_tuned_minilm
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from embspace import VocabFilter, head_top_pairs, neuron_top_tokens, open_model
 from embspace.compare import align_layers, most_correlated_rows, unit_diff
 
-PLANTED = (2, 3)  # (layer, head) of MiniLM whose W_O gets a rank-1 change
+PLANTED = MINILM_PLANTED
 
 
 @pytest.fixture(scope="module")
 def tuned_minilm(minilm_dir, tmp_path_factory):
-    """MiniLM with one head's W_O row 0 moved (W_V W_O changes by rank 1) and every other tensor kept."""
-    directory = tmp_path_factory.mktemp("tuned_minilm")
-    shutil.copytree(minilm_dir, directory, dirs_exist_ok=True)
-    (weights_file,) = directory.glob("*.safetensors")
-    tensors = load_file(weights_file)
-    layer, head = PLANTED
-    (name,) = [n for n in tensors if n.endswith(f"layer.{layer}.attention.output.dense.weight")]
-    w_o = tensors[name].clone()  # [d_out, d_in]: head h's W_O is columns h*32 .. h*32+31, transposed
-    w_o[:, head * 32] += (
-        2 * w_o[:, head * 32].norm() * torch.randn(w_o.shape[0], generator=torch.Generator().manual_seed(0))
-    )
-    tensors[name] = w_o
-    save_file(tensors, weights_file, metadata={"format": "pt"})
-    return directory
+    return make_tuned_minilm(minilm_dir, tmp_path_factory.mktemp("tuned_minilm"))
 
 
 def test_compare_page_asks_for_a_tuned_model(app):
