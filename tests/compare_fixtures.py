@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 PLANTED_NEURON = (1, 7)  # (layer, neuron) whose value vector is pushed toward PLANTED_TOKENS
@@ -73,4 +74,22 @@ def make_wider(base: Path, directory: Path) -> Path:
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         if (base / name).exists():
             shutil.copy(base / name, directory / name)
+    return directory
+
+
+MINILM_PLANTED = (2, 3)  # (layer, head) of MiniLM whose W_O gets a rank-1 change in make_tuned_minilm
+
+
+def make_tuned_minilm(minilm_dir: Path, directory: Path) -> Path:
+    """MiniLM with head MINILM_PLANTED's W_O row 0 moved (W_V W_O changes by rank 1), every other tensor kept."""
+    shutil.copytree(minilm_dir, directory, dirs_exist_ok=True)
+    (weights_file,) = directory.glob("*.safetensors")
+    tensors = load_file(weights_file)
+    layer, head = MINILM_PLANTED
+    (name,) = [n for n in tensors if n.endswith(f"layer.{layer}.attention.output.dense.weight")]
+    w_o = tensors[name].clone()  # [d_out, d_in]: head h's W_O is columns h*32 .. h*32+31, transposed
+    noise = torch.randn(w_o.shape[0], generator=torch.Generator().manual_seed(0))
+    w_o[:, head * 32] += 2 * w_o[:, head * 32].norm() * noise
+    tensors[name] = w_o
+    save_file(tensors, weights_file, metadata={"format": "pt"})
     return directory

@@ -7,7 +7,7 @@ import pytest
 import torch
 from compare_fixtures import PLANTED_HEAD, PLANTED_NEURON, PLANTED_TOKENS, make_permuted, make_tuned, make_wider
 
-from embspace import PairFilter, VocabFilter, open_model
+from embspace import EmbspaceError, PairFilter, VocabFilter, open_model
 from embspace.compare import (
     ModelsDiffer,
     align_layers,
@@ -15,9 +15,10 @@ from embspace.compare import (
     correlations,
     diff_units,
     factored_change,
+    most_correlated_rows,
     unit_diff,
 )
-from embspace.compare.align import PARTS, best_matching
+from embspace.compare.align import PARTS, best_matching, unit_rows
 from embspace.compare.diff import circuit_factors
 
 
@@ -162,3 +163,58 @@ def test_matching_of_models_with_different_depths():
     """Hungarian assignment on a 2 x 3 similarity: each layer of A gets its own layer of B, total largest."""
     similarity = np.array([[0.9, 0.8, 0.1], [0.85, 0.2, 0.3]])
     assert best_matching(similarity) == ((0, 1), (1, 0))  # 0.8 + 0.85 beats 0.9 + 0.3
+
+
+def dense_correlation(a, b, part, layer_a, layer_b):
+    """np.corrcoef of A's layer rows' and B's layer rows' V-long projections: [n_a, n_b]."""
+    rows_of, writes = PARTS[part]
+    e_a = (a.output_rows if writes else a.embedding_rows).double()
+    e_b = (b.output_rows if writes else b.embedding_rows).double()
+    x, y = rows_of(a.layer(layer_a)).double(), rows_of(b.layer(layer_b)).double()
+    return np.corrcoef((x @ e_a.T).numpy(), (y @ e_b.T).numpy())[: len(x), len(x) :]
+
+
+@pytest.mark.parametrize(("part", "index"), [("ffn-v", 7), ("ffn-k", 3), ("wv", 2), ("wo", 1), ("wq", 0), ("wk", 3)])
+def test_most_correlated_rows_against_the_dense_correlation(models, part, index):
+    """B's best rows for one row (neuron) or head of A: every score and the order from np.corrcoef."""
+    a, b = models["base"], models["wider"]  # sizes differ: B's FFN is twice as wide
+    layer, d_head = 1, a.shape.d_head
+    expected = []
+    for layer_b in range(b.shape.n_layers):
+        dense = dense_correlation(a, b, part, layer, layer_b)
+        if part.startswith("ffn"):
+            expected += [(layer_b, i, c) for i, c in enumerate(dense[index])]
+        else:
+            block = np.abs(dense[index * d_head : (index + 1) * d_head])  # [d_head, H_B * d_head]
+            expected += [(layer_b, h, block[:, h * d_head : (h + 1) * d_head].mean()) for h in range(b.shape.n_heads)]
+    expected.sort(key=lambda row: -abs(row[2]))
+    found = most_correlated_rows(a, b, part, layer, index, top=6)
+    assert len(found) == 6
+    assert [(r.layer, r.index) for r in found] == [row[:2] for row in expected[:6]]
+    np.testing.assert_allclose([r.corr for r in found], [row[2] for row in expected[:6]], atol=1e-8)
+
+
+def test_a_neuron_finds_itself_in_a_permuted_copy(models):
+    """Layer 0 of the base is the last layer of the reversed copy: its neuron correlates 1 with itself there."""
+    n = models["base"].shape.n_layers
+    (best,) = most_correlated_rows(models["base"], models["permuted"], "ffn-v", 0, 5, top=1)
+    assert (best.layer, best.index) == (n - 1, 5) and best.corr == pytest.approx(1.0)
+    assert best.to_record() == {"layer": n - 1, "index": 5, "corr": 1.0}
+
+
+def test_most_correlated_rows_refusals(models):
+    with pytest.raises(ModelsDiffer, match="different vocabularies"):
+        most_correlated_rows(models["base"], models["gpt2"], "ffn-v", 0, 0)
+    with pytest.raises(EmbspaceError, match="head 4 is out of range"):
+        most_correlated_rows(models["base"], models["tuned"], "wv", 0, 4)
+    with pytest.raises(EmbspaceError, match="layer 5 is out of range"):
+        most_correlated_rows(models["base"], models["tuned"], "ffn-k", 5, 0)
+    assert unit_rows(torch.arange(12.0).reshape(6, 2), "wo", 1, 3).tolist() == [[6, 7], [8, 9], [10, 11]]
+
+
+@pytest.mark.parametrize("kind", ["vo", "qk"])
+def test_an_unchanged_head_promotes_nothing(models, kind):
+    """A head equal in both models has an all-zero difference: empty tables, not a search of V² ties."""
+    found = unit_diff(models["base"], models["base"], kind, 1, 2, k=5)
+    assert found.to_dict() == {"plus": [], "minus": []}
+    assert len(unit_diff(models["base"], models["tuned"], kind, 1, 2, k=5).plus.scores) == 5

@@ -10,7 +10,7 @@ from compare_fixtures import PLANTED_HEAD, PLANTED_NEURON, PLANTED_TOKENS, make_
 from embspace import open_model
 from embspace.cli.args import pair_filter_from_args, vocab_filter_from_args
 from embspace.cli.main import build_parser, main
-from embspace.compare import align_layers, unit_diff
+from embspace.compare import align_layers, most_correlated_rows, unit_diff
 
 UNIT_KEYS = {"kind", "layer", "index", "change", "base_norm"}
 TOKEN_KEYS = {"token_id", "token", "score"}
@@ -93,6 +93,20 @@ def test_align_json(capsys, paths):
     assert code == 0 and "ffn-v" in out and "matching: A0-B0, A1-B1" in out
 
 
+def test_align_rows_of_one_unit(capsys, paths):
+    """--layer/--index add B's best rows; without them the output is the layer similarity, unchanged."""
+    argv = ["align", paths["base"], paths["wider"], "--part", "wo", "--layer", "1", "--index", "2"]
+    code, out, _ = run_cli(capsys, *argv, "--top", "3", "--json")
+    result = json.loads(out)
+    assert code == 0 and set(result) == {"part", "layer", "index", "rows"}
+    assert (result["part"], result["layer"], result["index"]) == ("wo", 1, 2)
+    expected = most_correlated_rows(open_model(paths["base"]), open_model(paths["wider"]), "wo", 1, 2, 3)
+    assert result["rows"] == [row.to_record() for row in expected] and len(expected) == 3
+    assert all(set(row) == {"layer", "index", "corr"} for row in result["rows"])
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0 and "head 2" in out and len(out.splitlines()) == 2 + 10 - 2  # 8 heads in all: 4 per layer
+
+
 @pytest.mark.parametrize(
     ("command", "other", "extra", "message"),
     [
@@ -104,6 +118,10 @@ def test_align_json(capsys, paths):
         ("diff", "tuned", ["--unit", "vo"], "--unit needs --layer"),
         ("diff", "tuned", ["--layer", "0"], "give --unit"),
         ("diff", "tuned", ["--unit", "vo", "--layer", "9", "--index", "0"], "layer 9 is out of range"),
+        ("align", "tuned", ["--layer", "0"], "give both"),
+        ("align", "tuned", ["--layer", "0", "--index", "0", "--top", "0"], "--top must be at least 1"),
+        ("align", "tuned", ["--part", "wq", "--layer", "0", "--index", "9"], "head 9 is out of range"),
+        ("align", "gpt2", ["--layer", "0", "--index", "0"], "different vocabularies"),
     ],
 )
 def test_refusals_are_one_line_with_exit_2(capsys, paths, command, other, extra, message):

@@ -12,7 +12,7 @@ from itertools import zip_longest
 
 from embspace import EMBEDDING_CHOICES, EmbeddingSpaceModel, EmbspaceError, open_model
 from embspace.cli.args import check_k, note_fewer_rows, pair_filter_from_args, vocab_filter_from_args
-from embspace.compare import DIFF_KINDS, PARTS, align_layers, diff_units, unit_diff
+from embspace.compare import DIFF_KINDS, PARTS, align_layers, diff_units, most_correlated_rows, unit_diff
 
 
 def pair_arguments(first: str, second: str) -> argparse.ArgumentParser:
@@ -46,6 +46,9 @@ def register(commands, filter_args: argparse.ArgumentParser) -> dict:
     align.add_argument(
         "--part", choices=tuple(PARTS), default="ffn-v", help="the parameters correlated (default ffn-v)"
     )
+    align.add_argument("--layer", type=int, help="with --index: a layer of A whose row is matched in B")
+    align.add_argument("--index", type=int, help="with --layer: A's neuron (ffn-v, ffn-k) or head (wv, wo, wq, wk)")
+    align.add_argument("--top", type=int, default=10, metavar="N", help="with --index: B's N best rows (default 10)")
     return {"diff": run_diff, "align": run_align}
 
 
@@ -113,7 +116,14 @@ def _cell(item: dict) -> str:
 
 
 def run_align(args, a: EmbeddingSpaceModel) -> None:
+    if (args.layer is None) != (args.index is None):
+        raise EmbspaceError("--layer and --index choose one row of A: give both.")
+    if args.top < 1:
+        raise EmbspaceError(f"--top must be at least 1, not {args.top}.")
     b = open_model(args.other, embedding=args.embedding)
+    if args.index is not None:
+        _print_rows(args, a, b)
+        return
 
     def report(done: int, total: int) -> None:
         if not args.json:
@@ -130,3 +140,17 @@ def run_align(args, a: EmbeddingSpaceModel) -> None:
     for i, row in enumerate(alignment.similarity):
         print(f"A{i:<5}" + "".join(f"{s:>8.4f}" for s in row))
     print("matching: " + ", ".join(f"A{x}-B{y}" for x, y in alignment.matching))
+
+
+def _print_rows(args, a: EmbeddingSpaceModel, b: EmbeddingSpaceModel) -> None:
+    """B's rows most correlated with A's row (neuron) or head `--index` of layer `--layer`."""
+    rows = most_correlated_rows(a, b, args.part, args.layer, args.index, args.top)
+    if args.json:
+        record = {"part": args.part, "layer": args.layer, "index": args.index}
+        print(json.dumps({**record, "rows": [row.to_record() for row in rows]}))
+        return
+    unit = "neuron" if args.part.startswith("ffn") else "head"
+    print(f"B's {args.part} rows most correlated with A's layer {args.layer}, {unit} {args.index}")
+    print(f"{'rank':>6}{'layer':>7}{unit:>8}  {'corr':>9}")
+    for rank, row in enumerate(rows, start=1):
+        print(f"{rank:>6}{row.layer:>7}{row.index:>8}  {row.corr:>9.4f}")

@@ -17,7 +17,7 @@ import torch
 
 from embspace.compare.refusals import check_same_vocabulary
 from embspace.errors import EmbspaceError
-from embspace.model.embedding_space import EmbeddingSpaceModel
+from embspace.model.embedding_space import EmbeddingSpaceModel, check_index
 from embspace.model.layout import LayerWeights
 
 GRAM_BLOCK = 8192  # vocabulary rows converted to float64 at a time
@@ -128,6 +128,64 @@ def align_layers(
         if progress:
             progress(layer_a + 1, a.shape.n_layers)
     return Alignment(part, similarity, best_matching(similarity))
+
+
+@dataclass(frozen=True)
+class CorrelatedRow:
+    """One row of B and its correlation with the chosen row of A (a head's: mean |corr| of its rows)."""
+
+    layer: int
+    index: int  # neuron (ffn-v, ffn-k) or head (wv, wo, wq, wk)
+    corr: float
+
+    def to_record(self) -> dict:
+        return {"layer": self.layer, "index": self.index, "corr": round(self.corr, 6)}
+
+
+def unit_rows(rows: torch.Tensor, part: str, index: int, d_head: int) -> torch.Tensor:
+    """The rows of one unit of a part's rows [n, d]: neuron `index` ([1, d]) or head `index` ([d_head, d])."""
+    size = 1 if part.startswith("ffn") else d_head
+    check_index("neuron" if size == 1 else "head", index, rows.shape[0] // size)
+    return rows[index * size : (index + 1) * size]
+
+
+def unit_correlations(left_scaled: torch.Tensor, right_scaled: torch.Tensor, size: int) -> torch.Tensor:
+    """Correlation of one unit of A with every unit of B of one layer: float64 [n_units_B].
+
+    left_scaled [size, d_B] (one unit's rows, scaled, times C_AB), right_scaled [n_units_B * size, d_B];
+    a neuron (size 1) keeps its sign, a head (size d_head) is the mean |corr| of its rows with each head's."""
+    corr = left_scaled @ right_scaled.T  # [size, n_units_B * size]
+    if size == 1:
+        return corr[0]
+    return corr.abs().reshape(size, -1, size).mean(dim=(0, 2))
+
+
+def most_correlated_rows(
+    a: EmbeddingSpaceModel, b: EmbeddingSpaceModel, part: str, layer: int, index: int, top: int = 10
+) -> list[CorrelatedRow]:
+    """The `top` units of B (any layer) most correlated with unit `index` of A's layer `layer`, by |corr|.
+
+    A unit is a neuron for ffn-v/ffn-k (signed Pearson correlation of the two rows' projections) or a head
+    for wv/wo/wq/wk (mean |corr| of its d_head rows with the other head's, as the layer similarity averages).
+    Refuses different vocabularies; B is read layer by layer."""
+    if part not in PARTS:
+        raise EmbspaceError(f"part must be one of {', '.join(PARTS)}, not {part!r}.")
+    if top < 1:
+        raise EmbspaceError(f"top must be at least 1, not {top}.")
+    check_same_vocabulary(a, b)
+    check_index("layer", layer, a.shape.n_layers)
+    rows_of, writes = PARTS[part]
+    rows_a_e, rows_b_e = (a.output_rows, b.output_rows) if writes else (a.embedding_rows, b.embedding_rows)
+    kernel_ab = centred_kernel(rows_a_e, rows_b_e)
+    chosen = unit_rows(rows_of(a.layer(layer)), part, index, a.shape.d_head)
+    left = _scaled(chosen, kernel_ab, centred_kernel(rows_a_e, rows_a_e))
+    kernel_bb = centred_kernel(rows_b_e, rows_b_e)
+    found = []
+    for layer_b in range(b.shape.n_layers):
+        right = _scaled(rows_of(b.layer(layer_b)), None, kernel_bb)
+        corr = unit_correlations(left, right, 1 if part.startswith("ffn") else b.shape.d_head).tolist()
+        found += [CorrelatedRow(layer_b, i, c) for i, c in enumerate(corr)]
+    return sorted(found, key=lambda row: (-abs(row.corr), row.layer, row.index))[:top]
 
 
 def best_matching(similarity: np.ndarray) -> tuple[tuple[int, int], ...]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
+import numpy as np
 import torch
 
-from embspace.compare.diff import DIFF_KINDS, NEURON_TENSORS, circuit_factors
+from embspace.compare.diff import DIFF_KINDS, NEURON_TENSORS, circuit_factors, factored_change
 from embspace.compare.refusals import check_same_shape, check_same_vocabulary
 from embspace.compute.projections import PairTable, TokenScores, pair_table, top_tokens
 from embspace.compute.topk import top_pairs
@@ -50,11 +52,28 @@ def unit_diff(
     if kind in NEURON_TENSORS:
         return _neuron_diff(base, tuned, kind, layer, index, k, vocab_filter)
     check_index("head", index, base.shape.n_heads)
+    if _head_unchanged(base, tuned, kind, layer, index):
+        # Every pair scores 0: nothing is promoted or demoted (and no bound could prune the exact search).
+        empty = pair_table(base.vocab, kind, layer, index, EMPTY_PAIRS)
+        return UnitDiff(kind, layer, index, empty, empty)
     left, right = head_diff_factors(base, tuned, kind, layer, index)
     plus, minus = (
         _pair_table(base, kind, layer, index, left, sign * right, k, vocab_filter, pair_filter) for sign in (1, -1)
     )
     return UnitDiff(kind, layer, index, plus, minus)
+
+
+EMPTY_PAIRS = SimpleNamespace(
+    row_ids=np.zeros(0, np.int64), col_ids=np.zeros(0, np.int64), scores=np.zeros(0, np.float32)
+)
+
+
+def _head_unchanged(base, tuned, kind: str, layer: int, head: int) -> bool:
+    """Whether the head's circuit is the same in both models (‖ΔW‖_F = 0, from the factored change)."""
+    tuned_factors = (x[head : head + 1] for x in circuit_factors(tuned.layer(layer), kind))
+    base_factors = (x[head : head + 1] for x in circuit_factors(base.layer(layer), kind))
+    delta, _ = factored_change(*tuned_factors, *base_factors)
+    return float(delta[0]) == 0.0
 
 
 def neuron_delta(base: EmbeddingSpaceModel, tuned: EmbeddingSpaceModel, kind: str, layer: int, neuron: int):
