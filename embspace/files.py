@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,3 +70,18 @@ def locked(path: Path, *, shared: bool = False, wait: bool = True) -> Iterator[I
     with path.open("a") as handle:
         flock(handle.fileno(), shared=shared, wait=wait)
         yield handle
+
+
+@contextlib.contextmanager
+def immediate_transaction(path: Path, busy_timeout: float) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT on the SQLite file `path`, rolled back on error; sqlite3.Error passes out.
+
+    The write lock is taken up front, so a compare-and-set inside is atomic."""
+    with contextlib.closing(sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

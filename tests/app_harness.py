@@ -139,9 +139,15 @@ def kept_tokens(at: AppTest) -> int:
 
 
 def click_heatmap_cell(at: AppTest, layer: int, head: int) -> AppTest:
-    """What the browser sends when a heatmap cell is clicked: a points selection on the overlay trace."""
-    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith("-copying_heatmap"))
-    point = {"curve_number": 1, "point_number": 0, "point_index": 0, "x": head, "y": layer}
+    """What the browser sends when a cell of the overview's heat-map is clicked."""
+    return click_chart_cell(at, "copying_heatmap", layer, head)
+
+
+def click_chart_cell(at: AppTest, key: str, row: int, column: int) -> AppTest:
+    """What the browser sends when a cell of the clickable heat-map `key` is clicked: a points selection on
+    its overlay trace."""
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
+    point = {"curve_number": 1, "point_number": 0, "point_index": 0, "x": column, "y": row}
     state = WidgetState(id=chart.proto.id)
     state.string_value = json.dumps({"selection": {"points": [point], "point_indices": [0], "box": [], "lasso": []}})
     widget_states = at._tree.get_widget_states()

@@ -8,6 +8,7 @@ import pytest
 from app_harness import (  # noqa: F401
     app_fixture,
     assert_clean,
+    click_chart_cell,
     download_data,
     downloads_fixture,
     figure,
@@ -15,7 +16,6 @@ from app_harness import (  # noqa: F401
 )
 from app_links import click_row
 from compare_fixtures import MINILM_PLANTED, make_tuned_minilm
-from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from embspace import VocabFilter, head_top_pairs, neuron_top_tokens, open_model
 from embspace.compare import align_layers, most_correlated_rows, unit_diff
@@ -63,17 +63,6 @@ def test_compare_page_refuses_a_model_of_another_vocabulary_in_one_line(app, tin
     assert "different vocabularies" in at.error[0].value
 
 
-def click_cell(at, key: str, row: int, column: int):
-    """What the browser sends when a cell of the clickable heat-map `key` is clicked (its overlay point)."""
-    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
-    point = {"curve_number": 1, "point_number": 0, "point_index": 0, "x": column, "y": row}
-    state = WidgetState(id=chart.proto.id)
-    state.string_value = json.dumps({"selection": {"points": [point], "point_indices": [0], "box": [], "lasso": []}})
-    widget_states = at._tree.get_widget_states()
-    widget_states.widgets.append(state)
-    return at._run(widget_states)
-
-
 def shown_unit(at) -> tuple[str, int, int]:
     return (
         at.selectbox(key="unit").value,
@@ -86,7 +75,7 @@ def test_a_heatmap_click_opens_that_heads_diff_beside_its_before_and_after(app, 
     at = app("pages/compare.py", k="4", tuned=str(tuned_minilm), unit="vo", layer="4", index="1")
     assert shown_unit(at) == ("vo", 4, 1)
     assert "same in both models" in at.info[0].value  # an untouched head: nothing promoted or demoted
-    at = click_cell(at, "compare_heatmap", *PLANTED)
+    at = click_chart_cell(at, "compare_heatmap", *PLANTED)
     assert_clean(at)
     assert shown_unit(at) == ("vo", *PLANTED) and not at.info
     assert not {"unit", "layer", "index"} & set(at.query_params)  # the most changed unit, the default, is left out
@@ -106,7 +95,7 @@ def test_a_heatmap_click_opens_that_heads_diff_beside_its_before_and_after(app, 
 
 def test_a_neuron_click_and_a_list_row_open_their_units(app, tuned_minilm, minilm_dir):
     at = app("pages/compare.py", k="3", tuned=str(tuned_minilm))
-    at = click_cell(at, "compare_neurons", 5, 700)
+    at = click_chart_cell(at, "compare_neurons", 5, 700)
     assert_clean(at)
     assert shown_unit(at) == ("neuron-K", 5, 700)  # neither vector moved: K, the first of equal changes
     assert (at.query_params["unit"], at.query_params["layer"], at.query_params["index"]) == ("neuron-K", "5", "700")

@@ -11,6 +11,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from embspace.annotations.records import Annotation, AnnotationError, AnnotationKey, StoreBusy
+from embspace.files import immediate_transaction
 from embspace.views import VIEW_KIND_NAMES
 
 DB_FILE = "annotations.sqlite3"
@@ -116,18 +117,10 @@ def reading(
 
 @contextmanager
 def transaction(path: Path, busy_timeout: float) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on error.
-
-    The write lock is taken up front, so a compare-and-set inside is atomic."""
+    """`files.immediate_transaction`, its SQLite errors as StoreBusy / AnnotationError."""
     try:
-        with closing(sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with immediate_transaction(path, busy_timeout) as conn:
+            yield conn
     except sqlite3.Error as err:
         if is_busy(err):
             raise StoreBusy(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from embspace.errors import EmbspaceError
@@ -198,3 +199,17 @@ def check_same_atlas(existing: dict, wanted: dict, directory: Path) -> None:
             f"{directory} holds an atlas of {describe(existing)}, not {describe(wanted)} "
             f"({', '.join(differs)} differ); nothing was overwritten: choose another --out."
         )
+
+
+def head_pair_columns(found, layer: int, head: int) -> dict[str, np.ndarray]:
+    """One head's top pairs (a `compute.TopPairs`, best first) as the `pairs` table's per-row columns
+    layer, head, rank, row_id, col_id, score: arrays [n] in the table's dtypes."""
+    n = len(found.scores)
+    return {
+        "layer": np.full(n, layer, dtype=np.int32),
+        "head": np.full(n, head, dtype=np.int32),
+        "rank": np.arange(1, n + 1, dtype=np.int32),
+        "row_id": found.row_ids.astype(np.int32),
+        "col_id": found.col_ids.astype(np.int32),
+        "score": found.scores.astype(np.float32),
+    }

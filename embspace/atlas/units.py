@@ -12,7 +12,15 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 import torch
 
-from embspace.atlas.manifest import HEADS_SCHEMA, NEURONS_SCHEMA, PAIRS_SCHEMA, PATHS, SVD_DIRECTIONS, SVD_SCHEMA
+from embspace.atlas.manifest import (
+    HEADS_SCHEMA,
+    NEURONS_SCHEMA,
+    PAIRS_SCHEMA,
+    PATHS,
+    SVD_DIRECTIONS,
+    SVD_SCHEMA,
+    head_pair_columns,
+)
 from embspace.compute.ffn_scan import SCAN_VECTORS, NeuronScanner
 from embspace.compute.projections import copying_score, embedding_gram, head_top_pairs
 from embspace.compute.svd import singular_directions
@@ -166,12 +174,8 @@ def pair_table(workspace: Workspace, kind: str, layer: int) -> pa.Table:
             n = len(found.scores)
             columns["kind"].append(np.full(n, kind, dtype=object))
             columns["sign"].append(np.full(n, sign, dtype=object))
-            columns["layer"].append(np.full(n, layer, dtype=np.int32))
-            columns["head"].append(np.full(n, head, dtype=np.int32))
-            columns["rank"].append(np.arange(1, n + 1, dtype=np.int32))
-            columns["row_id"].append(found.row_ids.astype(np.int32))
-            columns["col_id"].append(found.col_ids.astype(np.int32))
-            columns["score"].append(found.scores.astype(np.float32))
+            for name, values in head_pair_columns(found, layer, head).items():
+                columns[name].append(values)
     return _table(columns, PAIRS_SCHEMA)
 
 

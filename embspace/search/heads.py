@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from embspace.atlas.manifest import head_pair_columns
 from embspace.atlas.read import StoredPairs
 from embspace.compute.projections import head_top_pairs
 from embspace.model.embedding_space import EmbeddingSpaceModel
@@ -41,11 +42,6 @@ def head_pair_lists(
     for layer in range(model.shape.n_layers):
         for head in range(model.shape.n_heads):
             found = head_top_pairs(model, kind, layer, head, bound, vocab_filter, pair_filter)
-            n = len(found.scores)
-            columns["layer"].append(np.full(n, layer, dtype=np.int32))
-            columns["head"].append(np.full(n, head, dtype=np.int32))
-            columns["rank"].append(np.arange(1, n + 1, dtype=np.int32))
-            columns["row_id"].append(found.row_ids.astype(np.int32))
-            columns["col_id"].append(found.col_ids.astype(np.int32))
-            columns["score"].append(found.scores.astype(np.float32))
+            for name, values in head_pair_columns(found, layer, head).items():
+                columns[name].append(values)
     return StoredPairs(**{name: np.concatenate(parts) for name, parts in columns.items()})

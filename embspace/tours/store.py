@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from embspace.files import immediate_transaction
 from embspace.settings import ANNOTATIONS_ENV, AnnotationSettings
 from embspace.tours.tour import Tour, TourError, parse_tour
 
@@ -185,14 +186,8 @@ class TourStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT: the write lock is taken up front, so a compare-and-set inside is atomic."""
         try:
-            with closing(sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)) as conn:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+            with immediate_transaction(self.path, self.busy_timeout) as conn:
+                yield conn
         except sqlite3.Error as err:
             raise TourError(f"could not write the tour database {self.path} ({err}): nothing was saved.") from err
 
